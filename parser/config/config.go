@@ -1,0 +1,345 @@
+// Package config holds gproxy's typed, checked configuration: what an
+// nginx.conf means once the parser has read, expanded, validated and merged
+// it. It has no behaviour of its own; proxy and upstream build their running
+// state from it. Nothing in here names a raw directive except in comments and
+// in Pos, which says where a value came from so later stages can report it.
+package config
+
+import (
+	"regexp"
+	"time"
+)
+
+// Pos is where a directive stands in the configuration files.
+type Pos struct {
+	File string
+	Line int
+}
+
+// Config is one whole configuration: the main context, events and http.
+type Config struct {
+	// File is the absolute path of the main configuration file.
+	File string
+	// Files lists every file read, main file first, in reading order, with
+	// its bytes, for `gproxy -T`.
+	Files []SourceFile
+
+	WorkerProcesses    int // 0 means "auto" (one per CPU)
+	WorkerRlimitNofile int // 0 means unset
+	ErrorLogs          []Log
+	PID                string // absolute path; "" when `pid off;`
+	Daemon             bool
+
+	WorkerConnections int // events { worker_connections }
+
+	// HTTP is nil when the configuration has no http block.
+	HTTP *HTTP
+}
+
+// SourceFile is one configuration file as read from disk.
+type SourceFile struct {
+	Path string
+	Data []byte
+}
+
+// Log is one error_log or access_log destination.
+type Log struct {
+	Path   string // absolute path, "stderr", "syslog:..." or "off" for access_log off
+	Level  string // error_log level (debug info notice warn error crit alert emerg); "" for access logs
+	Format string // access_log format name ("combined" when not given)
+	Pos    Pos
+}
+
+// HTTP is the http block.
+type HTTP struct {
+	LogFormats map[string]*LogFormat // "combined" is always present
+	Upstreams  []*Upstream           // in order of definition
+	Servers    []*Server             // in order of definition
+	Maps       []*Map
+
+	// UpstreamByName indexes Upstreams; implicit upstreams created for
+	// `grpc_pass host:port` are not listed here.
+	UpstreamByName map[string]*Upstream
+}
+
+// LogFormat is a named log_format.
+type LogFormat struct {
+	Name   string
+	Escape string // "default", "json" or "none"
+	Format Template
+	Pos    Pos
+}
+
+// Template is a string with nginx variables, split at parse time so the hot
+// path only concatenates.
+type Template struct {
+	Raw   string
+	Parts []TemplatePart
+}
+
+// TemplatePart is a literal or a variable reference, never both.
+type TemplatePart struct {
+	Literal string
+	Var     string // variable name without '$', e.g. "remote_addr", "http_user_agent"
+}
+
+// Map is a `map $source $target { ... }` block.
+type Map struct {
+	Source    Template
+	Target    string // variable name without '$'
+	Hostnames bool
+	Volatile  bool
+	Default   Template
+	Exact     map[string]Template
+	Regexes   []MapRegex // in order of appearance
+	Pos       Pos
+}
+
+// MapRegex is one regular-expression entry of a map.
+type MapRegex struct {
+	Regex *regexp.Regexp
+	Value Template
+}
+
+// Upstream is an upstream block, or the implicit group behind
+// `grpc_pass host:port`.
+type Upstream struct {
+	Name     string
+	Implicit bool // made from a grpc_pass address, not an upstream block
+	Servers  []UpstreamServer
+	Balance  Balance
+
+	Keepalive         int           // idle connections kept per worker; 0 = not set
+	KeepaliveTime     time.Duration // default 1h
+	KeepaliveTimeout  time.Duration // default 60s
+	KeepaliveRequests int           // default 1000
+
+	Pos Pos
+}
+
+// Balance is the load-balancing method of an upstream.
+type Balance struct {
+	Method     string // "round_robin" (default), "least_conn", "ip_hash", "hash", "random"
+	Key        Template
+	Consistent bool   // hash ... consistent
+	Two        bool   // random two
+	TwoMethod  string // random two least_conn -> "least_conn"
+	Pos        Pos
+}
+
+// UpstreamServer is one server line of an upstream block.
+type UpstreamServer struct {
+	// Address is "host:port" (host may be a name or an IP, IPv6 in
+	// brackets) or "unix:/path".
+	Address     string
+	Weight      int // default 1
+	MaxConns    int // 0 = unlimited
+	MaxFails    int // default 1
+	FailTimeout time.Duration
+	Backup      bool
+	Down        bool
+	Resolve     bool
+	Service     string
+	Pos         Pos
+}
+
+// Server is a virtual server.
+type Server struct {
+	Listens []Listen
+	Names   []ServerName // in order of appearance; empty means ""
+	// HTTP2 is the `http2 on|off` directive (nginx >= 1.25.1); it makes
+	// every listen of this server speak HTTP/2.
+	HTTP2 bool
+
+	// Rewrite holds server-level `return` and `if` in order; they run
+	// before a location is chosen.
+	Rewrite []RewriteStep
+
+	Locations []*Location // top-level locations, in order of appearance
+
+	// Settings are the server-level values, already merged from http.
+	// A request that matches no location uses them.
+	Settings Settings
+
+	Pos Pos
+}
+
+// Listen is one listen directive.
+type Listen struct {
+	Network       string // "tcp" or "unix"
+	Address       string // "host:port" ("0.0.0.0:80", "[::1]:8080") or socket path
+	HTTP2         bool
+	SSL           bool
+	DefaultServer bool
+	ReusePort     bool
+	Backlog       int // 0 = system default (511 on Linux for nginx)
+	IPv6Only      bool
+	Pos           Pos
+}
+
+// ServerName is one name of server_name.
+type ServerName struct {
+	Name  string         // as written, lower-cased
+	Kind  NameKind       // how Name matches
+	Regex *regexp.Regexp // for NameRegex
+}
+
+// NameKind says how a server name matches a host.
+type NameKind int
+
+// Kinds of server name, in nginx's order of precedence.
+const (
+	NameExact         NameKind = iota // example.com
+	NameWildcardStart                 // *.example.com or .example.com
+	NameWildcardEnd                   // mail.*
+	NameRegex                         // ~^(www\.)?(?<d>.+)$
+)
+
+// LocationKind is a location's modifier.
+type LocationKind int
+
+// Location modifiers.
+const (
+	LocPrefix         LocationKind = iota // location /path
+	LocExact                              // location = /path
+	LocPrefixNoRegex                      // location ^~ /path
+	LocRegex                              // location ~ re
+	LocRegexCaseless                      // location ~* re
+	LocNamed                              // location @name
+)
+
+// Location is one location block.
+type Location struct {
+	Kind  LocationKind
+	Path  string         // the prefix, exact path, regex source or @name
+	Regex *regexp.Regexp // for LocRegex and LocRegexCaseless (caseless compiled with (?i))
+
+	Locations []*Location // nested, in order of appearance
+
+	// Rewrite holds `return` and `if` of this location, in order.
+	Rewrite []RewriteStep
+
+	// GRPCPass is nil when this location does not proxy.
+	GRPCPass *GRPCPass
+
+	// Settings are this location's values, already merged from its
+	// parents as nginx merges them.
+	Settings Settings
+
+	Pos Pos
+}
+
+// GRPCPass is a grpc_pass target.
+type GRPCPass struct {
+	Scheme   string    // "grpc" or "grpcs"
+	Upstream *Upstream // the named upstream or an implicit one for host:port
+	Pos      Pos
+}
+
+// RewriteStep is a `return` or an `if` block of the rewrite module; exactly
+// one field is set.
+type RewriteStep struct {
+	Return *Return
+	If     *If
+}
+
+// Return is `return code [text|URL];` or `return URL;`.
+type Return struct {
+	Code int      // 444 closes the connection
+	Text Template // body text, or the redirect URL for 301 302 303 307 308
+	Pos  Pos
+}
+
+// If is `if (condition) { ... }`. gproxy runs only rewrite steps inside it.
+type If struct {
+	Cond IfCond
+	Body []RewriteStep
+	Pos  Pos
+}
+
+// IfCond is the parsed condition of an if block.
+type IfCond struct {
+	// Op is "" (variable is non-empty and not "0"), "=", "!=", "~", "~*",
+	// "!~", "!~*".
+	Op    string
+	Left  Template
+	Right Template       // for "=" and "!="
+	Regex *regexp.Regexp // for the regex operators
+}
+
+// Settings are the values of the http, server and location levels that
+// inherit downwards. After parsing, every Server and Location holds its
+// effective values, so nothing downstream merges.
+type Settings struct {
+	ClientMaxBodySize         int64 // bytes; 0 = unlimited; nginx default 1m
+	KeepaliveTimeout          time.Duration
+	KeepaliveRequests         int
+	LargeClientHeaderBuffers  Buffers
+	HTTP2MaxConcurrentStreams int
+	HTTP2ChunkSize            int
+	AccessLogs                []Log // empty with AccessLogOff means off
+	AccessLogOff              bool
+
+	GRPC GRPCSettings
+	SSL  SSLSettings
+}
+
+// Buffers is a "number size" pair such as `large_client_header_buffers 4 8k`.
+type Buffers struct {
+	Number int
+	Size   int
+}
+
+// Header is one grpc_set_header: Name is lower-cased; an empty Value
+// removes the header.
+type Header struct {
+	Name  string
+	Value Template
+}
+
+// GRPCSettings are the grpc_* directives.
+type GRPCSettings struct {
+	SetHeaders          []Header // inherited as a whole, like nginx's arrays
+	HideHeaders         []string // lower-cased, added to the default hidden set
+	PassHeaders         []string // lower-cased, removed from the hidden set
+	IgnoreHeaders       []string
+	ConnectTimeout      time.Duration // default 60s
+	ReadTimeout         time.Duration // default 60s
+	SendTimeout         time.Duration // default 60s
+	NextUpstream        []string      // default ["error", "timeout"]; ["off"] disables
+	NextUpstreamTries   int           // 0 = unlimited
+	NextUpstreamTimeout time.Duration // 0 = unlimited
+	BufferSize          int           // default 4k/8k
+	SocketKeepalive     bool
+	InterceptErrors     bool
+
+	SSLName               Template
+	SSLServerName         bool
+	SSLVerify             bool
+	SSLVerifyDepth        int
+	SSLTrustedCertificate string
+	SSLCertificate        string
+	SSLCertificateKey     string
+	SSLProtocols          []string
+	SSLCiphers            string
+}
+
+// SSLSettings are the ssl_* directives of http and server.
+type SSLSettings struct {
+	Certificates           []string
+	CertificateKeys        []string
+	Protocols              []string
+	Ciphers                string
+	PreferServerCiphers    bool
+	SessionCache           string
+	SessionTimeout         time.Duration
+	VerifyClient           string // "off", "on", "optional", "optional_no_ca"
+	VerifyDepth            int
+	ClientCertificate      string
+	TrustedCertificate     string
+	SessionTickets         bool
+	DHParam                string
+	ECDHCurve              string
+	StaplingEnabled        bool
+	CertificateCacheEnable bool
+}
