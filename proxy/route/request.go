@@ -1,0 +1,119 @@
+package route
+
+import (
+	"net"
+	"time"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Request is what route knows about one request (one HTTP/2 stream or one
+// HTTP/1.1 request). The engine fills the exported fields; route keeps a few
+// per-request results (normalised URI, $request_id, regex captures) in
+// unexported fields, so a Request must not be shared between requests
+// without being reset (`*r = route.Request{}`), nor used by two goroutines
+// at once.
+type Request struct {
+	Method    string
+	Scheme    string // "http" or "https"; "" means "http"
+	Authority string // :authority, or the Host header for HTTP/1.1
+	Path      string // the request target with its query string (:path)
+
+	// Headers are the request's regular header fields, lower-case names,
+	// in order (no pseudo-headers needed).
+	Headers []hpack.HeaderField
+
+	RemoteAddr net.Addr
+	LocalAddr  net.Addr
+
+	// Server is the virtual server chosen for the request; Route sets it.
+	Server *config.Server
+
+	Proto        string // "HTTP/2.0" or "HTTP/1.1"
+	ConnID       uint64 // $connection
+	ConnRequests int    // $connection_requests
+	Start        time.Time
+
+	// The fields below describe the response; the engine fills them as
+	// the stream ends, before writing the access log. Zero values print
+	// as nginx prints unknown values.
+
+	// End is when the response was finished; zero means "now" for $msec,
+	// $request_time, $time_local and $time_iso8601.
+	End time.Time
+
+	Status        int   // $status; 0 prints as "000"
+	BytesSent     int64 // $bytes_sent
+	BodyBytesSent int64 // $body_bytes_sent
+	RequestLength int64 // $request_length
+
+	// ResponseHeaders are the response header fields sent to the client,
+	// lower-case names ($sent_http_NAME).
+	ResponseHeaders []hpack.HeaderField
+
+	// Upstreams lists each upstream attempt in order ($upstream_addr,
+	// $upstream_status, $upstream_response_time, $upstream_connect_time
+	// print them separated by ", ").
+	Upstreams []UpstreamAttempt
+
+	GRPCStatus  string // grpc-status sent to the client ($grpc_status)
+	GRPCMessage string // grpc-message sent to the client ($grpc_message)
+
+	// Per-request results route computes once.
+	uriVal    string
+	uriState  uint8 // 0 not computed, 1 valid, 2 invalid
+	idSet     bool
+	id        [32]byte
+	capSubj   string   // subject of the last regex match with captures
+	caps      []int    // its submatch indexes ($0 $1 ...)
+	namedCaps []string // values of named captures, by Table slot
+}
+
+// UpstreamAttempt is one try of one upstream server for a request.
+type UpstreamAttempt struct {
+	Addr   string // "127.0.0.1:50051" or the upstream name when no server was chosen
+	Status int    // HTTP status of the upstream response; 0 prints "-"
+	// ResponseTime and ConnectTime print with millisecond resolution;
+	// negative prints "-".
+	ResponseTime time.Duration
+	ConnectTime  time.Duration
+}
+
+// uri returns the normalised URI of the request (see NormalizePath),
+// computing it once.
+func (r *Request) uri() (string, bool) {
+	switch r.uriState {
+	case 1:
+		return r.uriVal, true
+	case 2:
+		return "", false
+	}
+	u, ok := NormalizePath(r.Path)
+	r.uriVal = u
+	r.uriState = 2
+	if ok {
+		r.uriState = 1
+	}
+	return u, ok
+}
+
+// args returns the query string of the request target, without '?'.
+func (r *Request) args() string {
+	for i := 0; i < len(r.Path); i++ {
+		if r.Path[i] == '?' {
+			return r.Path[i+1:]
+		}
+	}
+	return ""
+}
+
+// header returns the first request header with the given lower-case name.
+func (r *Request) header(name string) string {
+	for i := range r.Headers {
+		if r.Headers[i].Name == name {
+			return r.Headers[i].Value
+		}
+	}
+	return ""
+}

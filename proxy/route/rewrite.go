@@ -1,0 +1,130 @@
+package route
+
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/gproxy/gproxy/parser/config"
+)
+
+// Action is how a request ends without being proxied.
+type Action struct {
+	// Code is the HTTP status (444 with Close).
+	Code int
+	// Body is the response body for `return code text`. It is empty for
+	// `return code;`, where nginx sends its built-in page for errors.
+	Body string
+	// Location is the redirect target for 301, 302, 303, 307 and 308.
+	// A target starting with '/' is made absolute (scheme://host[:port])
+	// as nginx does with absolute_redirect on, its default.
+	Location string
+	// Close asks the engine to answer nothing and close: for HTTP/2, reset
+	// the stream; for HTTP/1.1, close the connection (`return 444`).
+	Close bool
+}
+
+// Rewrite runs rewrite-module steps (`return`, and `if` blocks with the
+// steps inside them) in order and returns the action of the first
+// `return` reached, or nil when the request falls through.
+func (t *Table) Rewrite(steps []config.RewriteStep, r *Request) *Action {
+	for i := range steps {
+		st := &steps[i]
+		switch {
+		case st.Return != nil:
+			return t.returnAction(st.Return, r)
+		case st.If != nil:
+			if t.cond(&st.If.Cond, r) {
+				if a := t.Rewrite(st.If.Body, r); a != nil {
+					return a
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case 301, 302, 303, 307, 308:
+		return true
+	}
+	return false
+}
+
+func (t *Table) returnAction(ret *config.Return, r *Request) *Action {
+	a := &Action{Code: ret.Code}
+	switch {
+	case ret.Code == 444:
+		a.Close = true
+	case isRedirect(ret.Code):
+		a.Location = t.Expand(ret.Text, r)
+		if strings.HasPrefix(a.Location, "/") {
+			a.Location = t.absolute(a.Location, r)
+		}
+	default:
+		a.Body = t.Expand(ret.Text, r)
+	}
+	return a
+}
+
+// absolute makes a relative redirect absolute like nginx's header filter:
+// the request's host (else the local address), the local port unless it is
+// the scheme's default.
+func (t *Table) absolute(path string, r *Request) string {
+	scheme, _ := t.stringValue(varRef{kind: vScheme}, r)
+	host := r.Authority
+	if host == "" {
+		host = r.header("host")
+	}
+	host, ok := normalizeHost(host)
+	if !ok {
+		host = string(appendIP(nil, r.LocalAddr))
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	b := make([]byte, 0, len(scheme)+3+len(host)+6+len(path))
+	b = append(b, scheme...)
+	b = append(b, "://"...)
+	b = append(b, host...)
+	if a, ok := r.LocalAddr.(*net.TCPAddr); ok {
+		def := 80
+		if scheme == "https" {
+			def = 443
+		}
+		if a.Port != def {
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(a.Port), 10)
+		}
+	}
+	b = append(b, path...)
+	return string(b)
+}
+
+// cond evaluates an `if` condition: a bare variable is true unless empty or
+// "0"; = and != compare strings; ~ ~* !~ !~* match the regex (captures of
+// a positive match are kept for $1..$9 and named captures).
+func (t *Table) cond(c *config.IfCond, r *Request) bool {
+	var lb [128]byte
+	left := t.AppendExpand(lb[:0], c.Left, r)
+	switch c.Op {
+	case "":
+		return len(left) > 0 && !(len(left) == 1 && left[0] == '0')
+	case "=", "!=":
+		var rb [128]byte
+		right := t.AppendExpand(rb[:0], c.Right, r)
+		return (string(left) == string(right)) == (c.Op == "=")
+	case "~", "~*":
+		if c.Regex == nil {
+			return false
+		}
+		if t.needCaps && c.Regex.NumSubexp() > 0 {
+			return t.matchString(c.Regex, string(left), r)
+		}
+		return c.Regex.Match(left)
+	case "!~", "!~*":
+		return c.Regex != nil && !c.Regex.Match(left)
+	}
+	return false
+}
