@@ -47,6 +47,13 @@ type Log struct {
 	Path   string // absolute path, "stderr", "syslog:..." or "off" for access_log off
 	Level  string // error_log level (debug info notice warn error crit alert emerg); "" for access logs
 	Format string // access_log format name ("combined" when not given)
+	// Buffer (bytes), Flush and If are access_log's buffer=, flush= and
+	// if= parameters: write through a buffer of that size, flushed at
+	// least every Flush; log a request only when If is non-empty and not
+	// "0". Zero values mean unbuffered, and log every request.
+	Buffer int
+	Flush  time.Duration
+	If     *Template
 	Pos    Pos
 }
 
@@ -114,7 +121,22 @@ type Upstream struct {
 	KeepaliveTimeout  time.Duration // default 60s
 	KeepaliveRequests int           // default 1000
 
+	// Resolver and ResolverTimeout are set by resolver directives inside
+	// the upstream block (nginx >= 1.27.3); nil means the one of the http
+	// level, if any.
+	Resolver        *Resolver
+	ResolverTimeout time.Duration
+
 	Pos Pos
+}
+
+// Resolver is a `resolver` directive: DNS servers for names resolved at
+// run time (upstream servers with the resolve parameter).
+type Resolver struct {
+	Addresses []string      // "ip:port"
+	Valid     time.Duration // 0 = use the TTL of the answer
+	IPv6      bool          // look up AAAA records too (default on)
+	Pos       Pos
 }
 
 // Balance is the load-balancing method of an upstream.
@@ -200,12 +222,12 @@ type LocationKind int
 
 // Location modifiers.
 const (
-	LocPrefix         LocationKind = iota // location /path
-	LocExact                              // location = /path
-	LocPrefixNoRegex                      // location ^~ /path
-	LocRegex                              // location ~ re
-	LocRegexCaseless                      // location ~* re
-	LocNamed                              // location @name
+	LocPrefix        LocationKind = iota // location /path
+	LocExact                             // location = /path
+	LocPrefixNoRegex                     // location ^~ /path
+	LocRegex                             // location ~ re
+	LocRegexCaseless                     // location ~* re
+	LocNamed                             // location @name
 )
 
 // Location is one location block.
@@ -271,14 +293,22 @@ type IfCond struct {
 // inherit downwards. After parsing, every Server and Location holds its
 // effective values, so nothing downstream merges.
 type Settings struct {
-	ClientMaxBodySize         int64 // bytes; 0 = unlimited; nginx default 1m
+	ClientMaxBodySize int64 // bytes; 0 = unlimited; nginx default 1m
+	// ClientMaxBodySizeSet is true when client_max_body_size appears in
+	// this context or one it inherits from. gproxy enforces the limit on
+	// grpc_pass locations only then: nginx's implicit 1m default would cut
+	// long gRPC streams.
+	ClientMaxBodySizeSet      bool
 	KeepaliveTimeout          time.Duration
 	KeepaliveRequests         int
+	KeepaliveTime             time.Duration // keepalive_time; default 1h
 	LargeClientHeaderBuffers  Buffers
 	HTTP2MaxConcurrentStreams int
 	HTTP2ChunkSize            int
 	AccessLogs                []Log // empty with AccessLogOff means off
 	AccessLogOff              bool
+	Resolver                  *Resolver     // nil when no resolver is configured
+	ResolverTimeout           time.Duration // default 30s
 
 	GRPC GRPCSettings
 	SSL  SSLSettings

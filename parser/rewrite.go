@@ -1,0 +1,134 @@
+package parser
+
+import (
+	"strings"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/lex"
+)
+
+// return and if (nginx's rewrite module). gproxy runs only `return`
+// inside `if`; rewrite, set and break are not supported.
+
+var rewriteCommands = concat([]command{
+	{name: "return", ctx: cServer | cLoc | cSIF | cLIF, args: take12, status: statusImplemented, set: setReturn},
+	{name: "if", ctx: cServer | cLoc, args: more1, block: true, status: statusImplemented, set: setIf},
+},
+	unsupported("rewrite", "set", "break"),
+)
+
+func setReturn(l *loader, b *block, n *lex.Node) error {
+	r := &config.Return{Pos: l.pos(n)}
+	text := ""
+	if len(n.Args) == 1 {
+		a := n.Args[0]
+		if code, ok := parseNum(a); ok && code <= 999 {
+			r.Code = code
+		} else if strings.HasPrefix(a, "http://") || strings.HasPrefix(a, "https://") || strings.HasPrefix(a, "$scheme") {
+			r.Code = 302
+			text = a
+		} else {
+			return l.errf(n, "invalid return code \"%s\"", a)
+		}
+	} else {
+		code, ok := parseNum(n.Args[0])
+		if !ok || code > 999 {
+			return l.errf(n, "invalid return code \"%s\"", n.Args[0])
+		}
+		r.Code = code
+		text = n.Args[1]
+	}
+	if text != "" {
+		t, terr := parseTemplate(text)
+		if terr != nil {
+			return l.errf(n, "%s", terr.msg)
+		}
+		l.useVars(t)
+		r.Text = t
+	}
+	*b.steps = append(*b.steps, config.RewriteStep{Return: r})
+	return nil
+}
+
+var ifOps = map[string]bool{"=": true, "!=": true, "~": true, "~*": true, "!~": true, "!~*": true}
+
+func setIf(l *loader, b *block, n *lex.Node) error {
+	cond, err := l.parseCond(n)
+	if err != nil {
+		return err
+	}
+	ifb := &config.If{Cond: cond, Pos: l.pos(n)}
+	*b.steps = append(*b.steps, config.RewriteStep{If: ifb})
+	kind := cSIF
+	if b.kind == cLoc {
+		kind = cLIF
+	}
+	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: b.lvl, steps: &ifb.Body})
+}
+
+// parseCond reads `( $var )`, `( $var OP value )` with the parentheses
+// either standing alone or stuck to the first and last words.
+func (l *loader) parseCond(n *lex.Node) (config.IfCond, error) {
+	var c config.IfCond
+	w := append([]string(nil), n.Args...)
+	if !strings.HasPrefix(w[0], "(") {
+		return c, l.errf(n, "invalid condition \"%s\"", w[0])
+	}
+	w[0] = w[0][1:]
+	if w[0] == "" {
+		w = w[1:]
+	}
+	if len(w) == 0 {
+		return c, l.errf(n, "invalid condition \"%s\"", n.Args[0])
+	}
+	last := w[len(w)-1]
+	if !strings.HasSuffix(last, ")") {
+		return c, l.errf(n, "invalid condition \"%s\"", w[0])
+	}
+	w[len(w)-1] = last[:len(last)-1]
+	if w[len(w)-1] == "" {
+		w = w[:len(w)-1]
+	}
+	if len(w) == 0 {
+		return c, l.errf(n, "invalid condition \"%s\"", n.Args[0])
+	}
+	switch w[0] {
+	case "-f", "!-f", "-d", "!-d", "-e", "!-e", "-x", "!-x":
+		return c, l.errf(n, `file checks in "if" are not supported by gproxy`)
+	}
+	if !strings.HasPrefix(w[0], "$") || len(w[0]) < 2 {
+		return c, l.errf(n, "invalid condition \"%s\"", w[0])
+	}
+	left, terr := parseTemplate(w[0])
+	if terr != nil {
+		return c, l.errf(n, "%s", terr.msg)
+	}
+	l.useVars(left)
+	c.Left = left
+	if len(w) == 1 {
+		return c, nil
+	}
+	if !ifOps[w[1]] {
+		return c, l.errf(n, "unexpected \"%s\" in condition", w[1])
+	}
+	if len(w) != 3 {
+		return c, l.errf(n, "invalid condition \"%s\"", w[0])
+	}
+	c.Op = w[1]
+	switch c.Op {
+	case "=", "!=":
+		t, terr := parseTemplate(w[2])
+		if terr != nil {
+			return c, l.errf(n, "%s", terr.msg)
+		}
+		l.useVars(t)
+		c.Right = t
+	default:
+		re, err := l.compileRegex(n, w[2], strings.HasSuffix(c.Op, "*"))
+		if err != nil {
+			return c, err
+		}
+		c.Regex = re
+	}
+	return c, nil
+}

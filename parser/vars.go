@@ -1,0 +1,121 @@
+package parser
+
+import (
+	"strings"
+
+	"github.com/gproxy/gproxy/parser/config"
+)
+
+// builtinVars are the variables gproxy fills at run time. nginx knows more;
+// a configuration naming one of those gets nginx's "unknown variable"
+// error, because gproxy would otherwise log or send an empty value.
+var builtinVars = map[string]bool{}
+
+func init() {
+	for _, v := range strings.Fields(`remote_addr remote_port remote_user server_addr server_port
+		server_name scheme host hostname request request_method request_uri uri document_uri
+		args query_string content_type content_length server_protocol request_id
+		time_local time_iso8601 msec status request_time bytes_sent body_bytes_sent
+		request_length connection connection_requests pid upstream_addr upstream_status
+		upstream_response_time upstream_connect_time grpc_status grpc_message
+		proxy_add_x_forwarded_for`) {
+		builtinVars[v] = true
+	}
+}
+
+// prefixVars are the families of variables named after a header, argument
+// or cookie.
+var prefixVars = []string{"http_", "sent_http_", "arg_", "cookie_"}
+
+// knownVar says whether gproxy can fill variable name; maps are checked by
+// the caller.
+func knownVar(name string) bool {
+	if builtinVars[name] {
+		return true
+	}
+	for _, p := range prefixVars {
+		if strings.HasPrefix(name, p) && len(name) > len(p) {
+			return true
+		}
+	}
+	// Regex captures $1..$9 (and $0).
+	return len(name) == 1 && name[0] >= '0' && name[0] <= '9'
+}
+
+// isVarChar is the set of characters of a variable name.
+func isVarChar(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// templateError says what is wrong with a template's variable syntax, in
+// nginx's words; badName is the text after `$` for callers (log_format)
+// that word it differently.
+type templateError struct {
+	msg     string
+	badName string
+}
+
+// parseTemplate splits s at its variables: `$name` or `${name}`.
+func parseTemplate(s string) (config.Template, *templateError) {
+	t := config.Template{Raw: s}
+	if strings.IndexByte(s, '$') < 0 {
+		if s != "" {
+			t.Parts = []config.TemplatePart{{Literal: s}}
+		}
+		return t, nil
+	}
+	lit := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' {
+			continue
+		}
+		if i > lit {
+			t.Parts = append(t.Parts, config.TemplatePart{Literal: s[lit:i]})
+		}
+		j := i + 1
+		brace := j < len(s) && s[j] == '{'
+		if brace {
+			j++
+		}
+		k := j
+		if k < len(s) && s[k] >= '1' && s[k] <= '9' {
+			// $1..$9 are one digit long, like nginx's captures.
+			k++
+		} else {
+			for k < len(s) && isVarChar(s[k]) {
+				k++
+			}
+		}
+		if k == j {
+			return t, &templateError{msg: `invalid variable name in "` + s + `"`, badName: s[i:min(len(s), k+1)]}
+		}
+		name := s[j:k]
+		if brace {
+			if k >= len(s) || s[k] != '}' {
+				return t, &templateError{msg: `the closing bracket in "` + name + `" variable is missing`, badName: name}
+			}
+			k++
+		}
+		t.Parts = append(t.Parts, config.TemplatePart{Var: name})
+		lit = k
+		i = k - 1
+	}
+	if lit < len(s) {
+		t.Parts = append(t.Parts, config.TemplatePart{Literal: s[lit:]})
+	}
+	return t, nil
+}
+
+// useVars records the variables of t in the order nginx indexes them, to
+// be checked once the http block is read.
+func (l *loader) useVars(t config.Template) {
+	if l.http == nil {
+		return
+	}
+	for _, p := range t.Parts {
+		if p.Var != "" && !l.http.varSeen[p.Var] {
+			l.http.varSeen[p.Var] = true
+			l.http.varOrder = append(l.http.varOrder, p.Var)
+		}
+	}
+}
