@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gproxy/gproxy/parser"
+	"github.com/gproxy/gproxy/parser/config"
+)
+
+// shutdownTimeout bounds a graceful stop (QUIT): streams still open after it
+// are cut, so a long-lived gRPC stream cannot hold the old process forever.
+// nginx waits without limit unless worker_shutdown_timeout is set; gproxy
+// picks a bound because gRPC streams are often endless.
+const shutdownTimeout = 30 * time.Second
+
+// run is the run mode: load the configuration, detach if `daemon on`, serve,
+// and act on signals until told to stop.
+func run(p paths, o options, args []string, stderr io.Writer) int {
+	cfg, warnings, err := p.load()
+	if err != nil {
+		printWarnings(stderr, warnings)
+		fmt.Fprintf(stderr, "gproxy: %s\n", diagnostic(err))
+		return 1
+	}
+	child, isChild := daemonChild()
+	if cfg.Daemon && !isChild {
+		// The child loads the configuration again and reports its
+		// warnings through the readiness pipe; printing them here too
+		// would show them twice.
+		return daemonize(args, stderr)
+	}
+	if isChild {
+		stderr = child
+	}
+	printWarnings(stderr, warnings)
+
+	// Catch signals before serving, so that a HUP or TERM sent as soon as
+	// the pid file appears is acted on rather than killing the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	r := &runner{paths: p}
+	if err := r.start(cfg); err != nil {
+		fmt.Fprintf(stderr, "gproxy: [emerg] %s\n", err)
+		return 1
+	}
+	if isChild {
+		child.ready()
+	}
+	return r.loop(sigs)
+}
+
+// printWarnings prints configuration warnings in nginx's shape.
+func printWarnings(w io.Writer, warnings []parser.Diagnostic) {
+	for i := range warnings {
+		fmt.Fprintf(w, "gproxy: %s\n", warnings[i].Error())
+	}
+}
+
+// runner is a running gproxy: its engine, error log and pid file.
+type runner struct {
+	paths paths
+	log   *errorLog
+	eng   engine
+	pid   string // pid file written, "" if none
+}
+
+// start builds and starts everything for cfg. On error nothing is left
+// running.
+func (r *runner) start(cfg *config.Config) (err error) {
+	r.log, err = newErrorLog(cfg.ErrorLogs, r.paths.errorLog)
+	if err != nil {
+		return err
+	}
+	r.applyProcess(cfg)
+	r.eng, err = newEngine(cfg, r.log.logger)
+	if err != nil {
+		r.log.close()
+		return err
+	}
+	if err := r.eng.Start(); err != nil {
+		r.eng.Close()
+		r.log.close()
+		return err
+	}
+	if err := r.writePID(r.paths.pidFile(cfg)); err != nil {
+		r.eng.Close()
+		r.log.close()
+		return err
+	}
+	r.log.logger.Info("gproxy started", zap.String("version", version), zap.String("conf", r.paths.conf))
+	return nil
+}
+
+// applyProcess applies the main-context directives that act on the process
+// itself: worker_processes sets how many cores Go uses (gproxy is one
+// process; GOMAXPROCS plays the workers' part) and worker_rlimit_nofile the
+// open-file limit.
+func (r *runner) applyProcess(cfg *config.Config) {
+	n := cfg.WorkerProcesses
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	runtime.GOMAXPROCS(n)
+	if cfg.WorkerRlimitNofile > 0 {
+		lim := syscall.Rlimit{Cur: uint64(cfg.WorkerRlimitNofile), Max: uint64(cfg.WorkerRlimitNofile)}
+		var cur syscall.Rlimit
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur) == nil && cur.Max > lim.Max && os.Geteuid() != 0 {
+			lim.Max = cur.Max // an unprivileged process may not raise Max, nor needs to lower it
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			r.log.logger.Error(fmt.Sprintf("setrlimit(RLIMIT_NOFILE, %d) failed %s", cfg.WorkerRlimitNofile, errnoText(err)))
+		}
+	}
+}
+
+// writePID writes the pid file, replacing the previous one when the path
+// changed.
+func (r *runner) writePID(name string) error {
+	if name == r.pid {
+		return nil
+	}
+	if name != "" {
+		data := strconv.Itoa(os.Getpid()) + "\n"
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			return fmt.Errorf("open() \"%s\" failed %s", name, errnoText(err))
+		}
+	}
+	if r.pid != "" {
+		_ = os.Remove(r.pid)
+	}
+	r.pid = name
+	return nil
+}
+
+// loop waits for signals and acts on them as nginx's master does. It returns
+// the exit status once the engine has stopped.
+func (r *runner) loop(sigs <-chan os.Signal) int {
+	for sig := range sigs {
+		s := sig.(syscall.Signal)
+		switch s {
+		case syscall.SIGTERM, syscall.SIGINT:
+			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, exiting", int(s), signame(s)))
+			err := r.eng.Close()
+			return r.exit(err)
+		case syscall.SIGQUIT:
+			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, shutting down", int(s), signame(s)))
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			err := r.eng.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				r.log.logger.Warn("graceful shutdown did not finish, closing", zap.Error(err))
+				err = r.eng.Close()
+			}
+			return r.exit(err)
+		case syscall.SIGHUP:
+			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, reconfiguring", int(s), signame(s)))
+			r.reload()
+		case syscall.SIGUSR1:
+			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, reopening logs", int(s), signame(s)))
+			r.reopen()
+		}
+	}
+	return 0
+}
+
+// exit removes the pid file and closes the log.
+func (r *runner) exit(err error) int {
+	code := 0
+	if err != nil {
+		r.log.logger.Error("stop", zap.Error(err))
+		code = 1
+	}
+	if r.pid != "" {
+		_ = os.Remove(r.pid)
+	}
+	r.log.logger.Info("exit")
+	r.log.close()
+	return code
+}
+
+// reload reads the configuration file again and, if it is valid and the
+// engine accepts it, makes it the running one. Any failure leaves the old
+// configuration serving and is logged.
+func (r *runner) reload() {
+	cfg, warnings, err := r.paths.load()
+	for i := range warnings {
+		r.log.logger.Warn(warnings[i].Error())
+	}
+	if err != nil {
+		r.log.logger.Error("reload failed, keeping the running configuration: " + diagnostic(err))
+		return
+	}
+	set, err := openLogSet(cfg.ErrorLogs, r.paths.errorLog)
+	if err != nil {
+		r.log.logger.Error("reload failed, keeping the running configuration", zap.Error(err))
+		return
+	}
+	if err := r.eng.Reload(cfg); err != nil {
+		set.close()
+		r.log.logger.Error("reload failed, keeping the running configuration", zap.Error(err))
+		return
+	}
+	r.log.commit(set)
+	r.applyProcess(cfg)
+	if err := r.writePID(r.paths.pidFile(cfg)); err != nil {
+		r.log.logger.Error("pid file", zap.Error(err))
+	}
+	r.log.logger.Info("reloaded", zap.String("conf", r.paths.conf))
+}
+
+// reopen reopens the error log files and, if the engine keeps any, its own.
+func (r *runner) reopen() {
+	if err := r.log.reopen(); err != nil {
+		r.log.logger.Error("reopen", zap.Error(err))
+	}
+	if lr, ok := r.eng.(logReopener); ok {
+		if err := lr.ReopenLogs(); err != nil {
+			r.log.logger.Error("reopen", zap.Error(err))
+		}
+	}
+	r.log.logger.Info("logs reopened")
+}
+
+// signame is the name nginx prints for a signal.
+func signame(s syscall.Signal) string {
+	for name, n := range signalNumbers {
+		if n == s {
+			return "SIG" + name
+		}
+	}
+	if s == syscall.SIGINT {
+		return "SIGINT"
+	}
+	return s.String()
+}
