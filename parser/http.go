@@ -151,7 +151,7 @@ type serverState struct {
 	lvl     *level
 	http2   *bool
 	locs    []*locState // every location, depth first, for duplicate checks
-	sslPos  *config.Pos // first `listen ... ssl`
+	ssl     bool        // some listen of this server has `ssl`
 	listens []string
 }
 
@@ -205,8 +205,9 @@ func (l *loader) finishHTTP() error {
 		if ss.http2 != nil {
 			ss.s.HTTP2 = *ss.http2
 		}
-		if ss.sslPos != nil && len(ss.s.Settings.SSL.Certificates) == 0 {
-			return l.errAt(*ss.sslPos, `no "ssl_certificate" is defined for the "listen ... ssl" directive`)
+		if ss.ssl && len(ss.s.Settings.SSL.Certificates) == 0 {
+			// nginx names the server block, where its ssl conf was created.
+			return l.errAt(ss.s.Pos, `no "ssl_certificate" is defined for the "listen ... ssl" directive`)
 		}
 		if err := l.checkCertificates(ss.s.Settings.SSL); err != nil {
 			return err
@@ -356,10 +357,7 @@ func setListen(l *loader, b *block, n *lex.Node) error {
 		ln := base
 		ln.Address = a
 		ss.s.Listens = append(ss.s.Listens, ln)
-		if ln.SSL && ss.sslPos == nil {
-			p := ln.Pos
-			ss.sslPos = &p
-		}
+		ss.ssl = ss.ssl || ln.SSL
 		if err := l.registerListen(ss, ln, hasOptions); err != nil {
 			return err
 		}

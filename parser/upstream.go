@@ -12,7 +12,7 @@ import (
 // upstream {} and what goes in it (nginx's upstream, round-robin,
 // least_conn, ip_hash, hash, random and keepalive modules).
 
-var upstreamCommands = []command{
+var upstreamCommands = append([]command{
 	{name: "upstream", ctx: cHTTP, args: take1, block: true, status: statusImplemented, set: setUpstream},
 	{name: "server", ctx: cUps, args: more1, status: statusImplemented, set: setUpstreamServer},
 	{name: "least_conn", ctx: cUps, args: noArgs, status: statusImplemented, set: setBalance},
@@ -23,7 +23,10 @@ var upstreamCommands = []command{
 	{name: "keepalive_time", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveTime},
 	{name: "keepalive_timeout", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveTimeout},
 	{name: "keepalive_requests", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveRequests},
-}
+},
+	// zone shares upstream state between worker processes; gproxy is one
+	// process, so its state is shared already.
+	ignored(cUps, take12, nil, "zone")...)
 
 // upsRef is one entry of nginx's list of upstreams: an upstream block, or
 // a host named by grpc_pass. Entries are matched by host name so that
@@ -91,7 +94,15 @@ func setUpstream(l *loader, _ *block, n *lex.Node) error {
 	hs := l.http
 	hs.h.Upstreams = append(hs.h.Upstreams, u)
 	hs.h.UpstreamByName[u.Name] = u
-	return l.walk(n.Children, &block{kind: cUps, ups: u})
+	if err := l.walk(n.Children, &block{kind: cUps, ups: u}); err != nil {
+		return err
+	}
+	// nginx checks this as soon as the block has been read, so the
+	// message names the closing brace and comes before later errors.
+	if len(u.Servers) == 0 && !n.Unclosed {
+		return l.errAt(config.Pos{File: l.file, Line: n.CloseLine}, "no servers are inside upstream")
+	}
+	return nil
 }
 
 // serverParams are the parameters of an upstream server line and how
@@ -295,9 +306,6 @@ func (l *loader) initUpstreams() error {
 	httpRes := hs.lvl.effective(defaultSettings()).Resolver
 	for _, r := range hs.ups {
 		if r.explicit {
-			if len(r.u.Servers) == 0 {
-				return l.errAt(r.pos, "no servers are inside upstream")
-			}
 			for _, s := range r.u.Servers {
 				if s.Resolve && r.u.Resolver == nil && httpRes == nil {
 					host, _, _ := net.SplitHostPort(s.Address)

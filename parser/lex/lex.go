@@ -29,6 +29,9 @@ type Node struct {
 	// the directive, so diagnostics use it.
 	Line    int
 	EndLine int
+	// CloseLine is where a block's closing `}` stands; nginx's checks that
+	// run when a block ends (such as an upstream without servers) name it.
+	CloseLine int
 	// Block is true when the directive ended with `{`.
 	Block bool
 	// Children are the directives of the block, in source order.
@@ -136,6 +139,7 @@ func (p *parser) block(parent *Node) ([]*Node, *Error) {
 				p.markUnclosed(parent)
 				return out, &Error{`unexpected "}"`, line}
 			}
+			parent.CloseLine = line
 			return out, nil
 		case tEOF:
 			if cur != nil {
