@@ -1,0 +1,42 @@
+# gproxy: build, test, demo, benchmark. Every target is bounded in time.
+GO      ?= go
+BIN     ?= bin
+GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
+
+.PHONY: all build test vet fmt-check demo bench e2e h2spec clean
+
+all: build
+
+## build: the gproxy binary in bin/
+build:
+	$(GO) build -o $(BIN)/gproxy ./cmd/gproxy
+
+## test: vet, gofmt check and every test with the race detector
+test: vet fmt-check
+	$(GO) test -race -timeout 8m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## demo: two backends, gproxy with the article's nginx.conf, 1,000 calls on one connection
+demo:
+	timeout 180 examples/demo.sh
+
+## e2e: only the end-to-end tests, verbose (PROXY=nginx runs them against nginx)
+e2e:
+	$(GO) test -race -timeout 8m -v -count=1 ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
+
+## h2spec: the h2spec conformance run alone, with the counts in the log
+h2spec:
+	$(GO) test -timeout 5m -v -count=1 -run 'TestH2Spec' ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
+
+## bench: gproxy vs nginx vs HAProxy on loopback; results in bench-out/
+bench:
+	timeout 600 examples/bench/bench.sh
+
+clean:
+	rm -rf $(BIN) bench-out
