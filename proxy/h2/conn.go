@@ -1,0 +1,910 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Role says which end of the connection we are.
+type Role uint8
+
+const (
+	// Server accepts streams (the client-facing side of the proxy).
+	Server Role = iota
+	// Client opens streams (connections to upstream servers).
+	Client
+)
+
+// ClientPreface is the connection preface a client sends first.
+const ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// ConnHandler receives connection-level events, on the reader goroutine.
+type ConnHandler interface {
+	// HandleStream is called (Server role) for each new stream with its
+	// request headers, already checked for HTTP/2 validity. It returns the
+	// handler for the stream's further events; nil means the stream was
+	// answered or reset inside HandleStream and later frames are dropped.
+	HandleStream(s *Stream, f *http2.MetaHeadersFrame) StreamHandler
+	// HandleGoAway is called when the peer sends GOAWAY: open no new
+	// streams on this connection.
+	HandleGoAway(c *Conn)
+	// HandleClose is called once, after the connection has closed and
+	// every open stream got HandleReset.
+	HandleClose(c *Conn, err error)
+}
+
+// StreamHandler receives one stream's events. HandleHeaders, HandleData and
+// HandleReset run on the connection's reader goroutine (HandleReset also on
+// whichever goroutine closes the connection); HandleSent runs on whichever
+// goroutine framed the data.
+type StreamHandler interface {
+	// HandleHeaders delivers a header block after the first: response
+	// headers and trailers (Client role) or request trailers (Server).
+	HandleHeaders(s *Stream, f *http2.MetaHeadersFrame)
+	// HandleData delivers DATA; p is only valid during the call. The
+	// handler calls s.Credit(len(p)) once it has passed the bytes on.
+	HandleData(s *Stream, p []byte, end bool)
+	// HandleReset reports that the stream ended abnormally: RST_STREAM from
+	// the peer, an unprocessed stream after GOAWAY, or the connection
+	// closing. err is a *StreamError.
+	HandleReset(s *Stream, err error)
+	// HandleSent reports that n bytes given to s.WriteData have been
+	// framed onto the connection: the moment to return flow-control
+	// credit to wherever they came from.
+	HandleSent(s *Stream, n int)
+}
+
+// StreamError describes why a stream ended abnormally.
+type StreamError struct {
+	Code   http2.ErrCode
+	Remote bool  // the peer reset the stream or closed the connection
+	Conn   bool  // the whole connection ended
+	Err    error // underlying cause, if any
+}
+
+func (e *StreamError) Error() string {
+	var msg string
+	switch {
+	case e.Conn && e.Err != nil:
+		msg = "connection closed: " + e.Err.Error()
+	case e.Conn:
+		msg = "connection closed"
+	case e.Remote:
+		msg = "stream reset by peer: " + e.Code.String()
+	default:
+		msg = "stream reset: " + e.Code.String()
+	}
+	return msg
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// Errors returned when a stream cannot be opened or written.
+var (
+	ErrClosed      = errors.New("h2: connection closed")
+	ErrGoingAway   = errors.New("h2: connection going away")
+	ErrStreamLimit = errors.New("h2: peer's concurrent stream limit reached")
+	ErrStreamDone  = errors.New("h2: stream closed")
+)
+
+// Conn is one HTTP/2 connection.
+type Conn struct {
+	nc   net.Conn
+	role Role
+	lim  Limits
+	h    ConnHandler
+
+	// Reader goroutine only.
+	br         *bufio.Reader
+	fr         *http2.Framer
+	gotFrame   bool // a frame arrived since the last read timeout
+	sawSetting bool // the peer's first SETTINGS arrived
+
+	ready     chan struct{} // closed on the peer's first SETTINGS (Client role)
+	readyOnce sync.Once
+
+	mu sync.Mutex
+	// Output. out is appended under mu; the writer swaps it with spare.
+	out      []byte
+	spare    []byte
+	writing  bool // a writer goroutine is running
+	queue    []*Stream
+	credits  []credit // writer goroutine's scratch
+	enc      *hpack.Encoder
+	hbuf     bytes.Buffer
+	closed   bool
+	closeErr error
+	// closeWhenDrained: close the socket once output is flushed (set when a
+	// GOAWAY'd connection has no streams left).
+	closeWhenDrained bool
+
+	streams      map[uint32]*Stream
+	active       int // streams in the map
+	started      int // streams ever opened or accepted
+	idleSince    time.Time
+	nextID       uint32 // Client: next stream id to open
+	lastPeerID   uint32 // Server: highest peer stream id seen
+	goAwaySent   bool
+	goAwayRecv   bool
+	goAwayLastID uint32 // Server: last stream id we process after GOAWAY
+
+	sendWindow   int64 // connection-level window the peer gave us
+	recvWindow   int64 // connection-level window we gave the peer
+	recvUnacked  int64
+	peerInitWin  int32
+	peerMaxFrame uint32
+	peerMaxConc  uint32
+	pingOut      bool // we sent a liveness PING not yet answered
+}
+
+type credit struct {
+	s *Stream
+	h StreamHandler
+	n int
+}
+
+// NewConn makes a connection over nc. For the Server role br may hold bytes
+// already read from nc (the client preface must have been consumed); pass
+// nil to read nc directly. Nothing is written or read until Serve.
+func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler) *Conn {
+	lim = lim.withDefaults()
+	c := &Conn{
+		nc:           nc,
+		role:         role,
+		lim:          lim,
+		h:            h,
+		streams:      make(map[uint32]*Stream),
+		sendWindow:   65535,
+		recvWindow:   65535,
+		peerInitWin:  65535,
+		peerMaxFrame: 16384,
+		peerMaxConc:  ^uint32(0),
+		nextID:       1,
+		idleSince:    time.Now(),
+	}
+	if role == Client {
+		c.ready = make(chan struct{})
+	}
+	rd := io.Reader(&connReader{c: c})
+	if br != nil && br.Buffered() > 0 {
+		rd = io.MultiReader(bytes.NewReader(peek(br)), rd)
+	}
+	c.br = bufio.NewReaderSize(rd, lim.ReadBufferSize)
+	c.fr = http2.NewFramer(io.Discard, c.br)
+	c.fr.SetReuseFrames()
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = lim.MaxHeaderListSize
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	return c
+}
+
+// peek drains what br has buffered.
+func peek(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return append([]byte(nil), b...)
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Ready is closed once the peer's first SETTINGS frame has arrived (Client
+// role), so its stream limit is known.
+func (c *Conn) Ready() <-chan struct{} { return c.ready }
+
+// Serve sends our preface and SETTINGS, then reads and dispatches frames
+// until the connection ends. It returns the error that ended it.
+func (c *Conn) Serve() error {
+	c.mu.Lock()
+	if c.role == Client {
+		c.out = append(c.out, ClientPreface...)
+		c.writeSettingsLocked(
+			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.lim.StreamWindow)},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.lim.MaxHeaderListSize},
+		)
+	} else {
+		c.writeSettingsLocked(
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.lim.MaxConcurrentStreams},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.lim.StreamWindow)},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.lim.MaxHeaderListSize},
+		)
+	}
+	if inc := int64(c.lim.ConnWindow) - c.recvWindow; inc > 0 {
+		c.out = appendWindowUpdate(c.out, 0, uint32(inc))
+		c.recvWindow += inc
+	}
+	c.kickLocked()
+	c.mu.Unlock()
+
+	c.armReadDeadline(time.Now())
+	err := c.readLoop()
+	c.shutdown(err)
+	return err
+}
+
+// readLoop reads frames until an error.
+func (c *Conn) readLoop() error {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.streamProtocolError(se.StreamID, se.Code)
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return c.connError(http2.ErrCode(ce), err)
+			}
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				return c.connError(http2.ErrCodeFrameSize, err)
+			}
+			return err
+		}
+		c.gotFrame = true
+		if !c.sawSetting {
+			sf, ok := f.(*http2.SettingsFrame)
+			if !ok || sf.IsAck() {
+				return c.connError(http2.ErrCodeProtocol, errors.New("h2: first frame is not SETTINGS"))
+			}
+		}
+		if err := c.dispatch(f); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Conn) dispatch(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		return c.onReset(f)
+	case *http2.PingFrame:
+		c.onPing(f)
+	case *http2.GoAwayFrame:
+		c.onGoAway(f)
+	case *http2.PushPromiseFrame:
+		return c.connError(http2.ErrCodeProtocol, errors.New("h2: unexpected PUSH_PROMISE"))
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			c.streamProtocolError(f.StreamID, http2.ErrCodeProtocol)
+		}
+	}
+	return nil // unknown frame types are ignored
+}
+
+// connError sends GOAWAY with code and ends the connection.
+func (c *Conn) connError(code http2.ErrCode, err error) error {
+	c.mu.Lock()
+	if !c.closed {
+		c.out = appendGoAway(c.out, c.lastPeerID, code)
+		c.goAwaySent = true
+		c.closeWhenDrained = true
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+	c.flushAndWait(time.Second)
+	return err
+}
+
+// streamProtocolError resets one stream for a stream-level protocol error
+// and tells its handler.
+func (c *Conn) streamProtocolError(id uint32, code http2.ErrCode) {
+	c.mu.Lock()
+	s := c.streams[id]
+	if s != nil {
+		c.resetLocked(s, code)
+	} else if !c.closed {
+		if c.role == Server && id > c.lastPeerID {
+			c.lastPeerID = id
+		}
+		c.out = appendRST(c.out, id, code)
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+	if s != nil {
+		s.h.HandleReset(s, &StreamError{Code: code})
+	}
+}
+
+func (c *Conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			return c.connError(http2.ErrCode(ce), err)
+		}
+		return c.connError(http2.ErrCodeProtocol, err)
+	}
+	c.mu.Lock()
+	var flowErr bool
+	f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - int64(c.peerInitWin)
+			c.peerInitWin = int32(s.Val)
+			for _, st := range c.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					flowErr = true
+				}
+				if delta > 0 && st.blocked {
+					st.blocked = false
+					c.enqueueLocked(st)
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = s.Val
+		case http2.SettingMaxConcurrentStreams:
+			c.peerMaxConc = s.Val
+		case http2.SettingHeaderTableSize:
+			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+		}
+		return nil
+	})
+	c.out = appendFrameHeader(c.out, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	c.kickLocked()
+	c.mu.Unlock()
+	if flowErr {
+		return c.connError(http2.ErrCodeFlowControl, errors.New("h2: SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window"))
+	}
+	if !c.sawSetting {
+		c.sawSetting = true
+		if c.ready != nil {
+			c.readyOnce.Do(func() { close(c.ready) })
+		}
+	}
+	return nil
+}
+
+const maxWindow = 1<<31 - 1
+
+func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	if f.StreamID == 0 {
+		c.sendWindow += int64(f.Increment)
+		if c.sendWindow > maxWindow {
+			c.mu.Unlock()
+			return c.connError(http2.ErrCodeFlowControl, errors.New("h2: connection window overflow"))
+		}
+		if len(c.queue) > 0 {
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	s := c.streams[f.StreamID]
+	if s == nil {
+		c.mu.Unlock()
+		if c.isIdleStream(f.StreamID) {
+			return c.connError(http2.ErrCodeProtocol, errors.New("h2: WINDOW_UPDATE on idle stream"))
+		}
+		return nil
+	}
+	s.sendWindow += int64(f.Increment)
+	if s.sendWindow > maxWindow {
+		c.resetLocked(s, http2.ErrCodeFlowControl)
+		c.mu.Unlock()
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeFlowControl})
+		return nil
+	}
+	if s.blocked && s.sendWindow > 0 {
+		s.blocked = false
+		c.enqueueLocked(s)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// isIdleStream reports whether id names a stream that cannot exist yet.
+func (c *Conn) isIdleStream(id uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.role == Server {
+		return id%2 == 1 && id > c.lastPeerID
+	}
+	return id%2 == 1 && id >= c.nextID
+}
+
+func (c *Conn) onPing(f *http2.PingFrame) {
+	c.mu.Lock()
+	if f.IsAck() {
+		c.pingOut = false
+	} else if !c.closed {
+		c.out = appendPing(c.out, true, f.Data)
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) onReset(f *http2.RSTStreamFrame) error {
+	c.mu.Lock()
+	s := c.streams[f.StreamID]
+	if s == nil {
+		c.mu.Unlock()
+		if c.isIdleStream(f.StreamID) {
+			return c.connError(http2.ErrCodeProtocol, errors.New("h2: RST_STREAM on idle stream"))
+		}
+		return nil
+	}
+	s.sendDone, s.recvDone = true, true
+	c.dropQueuedLocked(s)
+	c.removeLocked(s)
+	c.mu.Unlock()
+	s.h.HandleReset(s, &StreamError{Code: f.ErrCode, Remote: true})
+	return nil
+}
+
+func (c *Conn) onGoAway(f *http2.GoAwayFrame) {
+	c.mu.Lock()
+	c.goAwayRecv = true
+	var lost []*Stream
+	if c.role == Client {
+		for id, s := range c.streams {
+			if id > f.LastStreamID {
+				lost = append(lost, s)
+				s.sendDone, s.recvDone = true, true
+				c.dropQueuedLocked(s)
+				c.removeLocked(s)
+			}
+		}
+	}
+	if c.active == 0 {
+		c.closeWhenDrained = true
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+	for _, s := range lost {
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeRefusedStream, Remote: true, Err: errors.New("upstream sent GOAWAY")})
+	}
+	c.h.HandleGoAway(c)
+}
+
+func (c *Conn) onData(f *http2.DataFrame) error {
+	n := int64(f.Length) // flow control counts padding too
+	c.mu.Lock()
+	if n > c.recvWindow {
+		c.mu.Unlock()
+		return c.connError(http2.ErrCodeFlowControl, errors.New("h2: peer exceeded connection window"))
+	}
+	c.recvWindow -= n
+	c.recvUnacked += n
+	if c.recvUnacked >= int64(c.lim.ConnWindow)/4 && !c.closed {
+		c.out = appendWindowUpdate(c.out, 0, uint32(c.recvUnacked))
+		c.recvWindow += c.recvUnacked
+		c.recvUnacked = 0
+		c.kickLocked()
+	}
+	s := c.streams[f.StreamID]
+	if s == nil || s.recvDone {
+		if c.isIdleStreamLocked(f.StreamID) {
+			c.mu.Unlock()
+			return c.connError(http2.ErrCodeProtocol, errors.New("h2: DATA on idle stream"))
+		}
+		if s != nil {
+			c.resetLocked(s, http2.ErrCodeStreamClosed)
+		} else if !c.closed {
+			c.out = appendRST(c.out, f.StreamID, http2.ErrCodeStreamClosed)
+			c.kickLocked()
+		}
+		c.mu.Unlock()
+		if s != nil {
+			s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeStreamClosed})
+		}
+		return nil
+	}
+	if n > int64(s.recvWindow) {
+		c.resetLocked(s, http2.ErrCodeFlowControl)
+		c.mu.Unlock()
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeFlowControl})
+		return nil
+	}
+	s.recvWindow -= int32(n)
+	data := f.Data()
+	if pad := int(n) - len(data); pad > 0 {
+		s.recvUnacked += int32(pad) // padding is never passed on
+	}
+	end := f.StreamEnded()
+	s.recvBytes += int64(len(data))
+	if s.contentLength >= 0 && (s.recvBytes > s.contentLength || end && s.recvBytes != s.contentLength) {
+		c.resetLocked(s, http2.ErrCodeProtocol)
+		c.mu.Unlock()
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeProtocol, Err: errors.New("content-length mismatch")})
+		return nil
+	}
+	if end {
+		s.recvDone = true
+		c.maybeRemoveLocked(s)
+	}
+	c.mu.Unlock()
+	s.h.HandleData(s, data, end)
+	return nil
+}
+
+func (c *Conn) isIdleStreamLocked(id uint32) bool {
+	if c.role == Server {
+		return id%2 == 1 && id > c.lastPeerID
+	}
+	return id%2 == 1 && id >= c.nextID
+}
+
+func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.streamProtocolError(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	c.mu.Lock()
+	s := c.streams[id]
+	if s == nil {
+		if c.role == Client {
+			idle := id%2 == 0 || id >= c.nextID
+			c.mu.Unlock()
+			if idle {
+				return c.connError(http2.ErrCodeProtocol, errors.New("h2: HEADERS on a stream we did not open"))
+			}
+			return nil // a stream we already reset
+		}
+		if id%2 == 0 || id <= c.lastPeerID {
+			c.mu.Unlock()
+			return c.connError(http2.ErrCodeStreamClosed, errors.New("h2: HEADERS on a closed stream"))
+		}
+		c.lastPeerID = id
+		if c.goAwaySent && id > c.goAwayLastID {
+			c.mu.Unlock()
+			return nil // after GOAWAY new streams are ignored
+		}
+		if uint32(c.active) >= c.lim.MaxConcurrentStreams {
+			c.out = appendRST(c.out, id, http2.ErrCodeRefusedStream)
+			c.kickLocked()
+			c.mu.Unlock()
+			return nil
+		}
+		if code := checkRequest(f); code != http2.ErrCodeNo {
+			c.out = appendRST(c.out, id, code)
+			c.kickLocked()
+			c.mu.Unlock()
+			return nil
+		}
+		s = c.newStreamLocked(id, discard{})
+		s.contentLength = contentLength(f)
+		c.started++
+		if c.lim.MaxRequests > 0 && c.started >= c.lim.MaxRequests && !c.goAwaySent {
+			c.goAwayLocked(http2.ErrCodeNo)
+		}
+		if f.StreamEnded() {
+			s.recvDone = true
+		}
+		c.mu.Unlock()
+		// s.h is only read on this goroutine and, for HandleSent, captured
+		// under c.mu when data is framed, so it may change here.
+		if h := c.h.HandleStream(s, f); h != nil {
+			c.mu.Lock()
+			s.h = h
+			c.mu.Unlock()
+		}
+		return nil
+	}
+	if s.recvDone {
+		c.resetLocked(s, http2.ErrCodeStreamClosed)
+		c.mu.Unlock()
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeStreamClosed})
+		return nil
+	}
+	if c.role == Server {
+		// Request trailers: they must end the stream and carry no
+		// pseudo-headers.
+		if !f.StreamEnded() || f.PseudoValue("method") != "" || f.PseudoValue("path") != "" {
+			c.resetLocked(s, http2.ErrCodeProtocol)
+			c.mu.Unlock()
+			s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeProtocol})
+			return nil
+		}
+	}
+	if f.StreamEnded() {
+		s.recvDone = true
+		if s.contentLength >= 0 && s.recvBytes != s.contentLength {
+			c.resetLocked(s, http2.ErrCodeProtocol)
+			c.mu.Unlock()
+			s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeProtocol, Err: errors.New("content-length mismatch")})
+			return nil
+		}
+		c.maybeRemoveLocked(s)
+	}
+	c.mu.Unlock()
+	s.h.HandleHeaders(s, f)
+	return nil
+}
+
+// checkRequest applies RFC 9113 8.3.1 and 8.2.2 to request headers.
+func checkRequest(f *http2.MetaHeadersFrame) http2.ErrCode {
+	method := f.PseudoValue("method")
+	if method == "" {
+		return http2.ErrCodeProtocol
+	}
+	if method != "CONNECT" && (f.PseudoValue("scheme") == "" || f.PseudoValue("path") == "") {
+		return http2.ErrCodeProtocol
+	}
+	if f.PseudoValue("status") != "" {
+		return http2.ErrCodeProtocol
+	}
+	for _, hf := range f.RegularFields() {
+		switch hf.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return http2.ErrCodeProtocol
+		case "te":
+			if hf.Value != "trailers" {
+				return http2.ErrCodeProtocol
+			}
+		}
+	}
+	return http2.ErrCodeNo
+}
+
+// contentLength returns the declared content-length, or -1.
+func contentLength(f *http2.MetaHeadersFrame) int64 {
+	for _, hf := range f.RegularFields() {
+		if hf.Name == "content-length" {
+			var n int64
+			if hf.Value == "" {
+				return -1
+			}
+			for i := 0; i < len(hf.Value); i++ {
+				d := hf.Value[i]
+				if d < '0' || d > '9' || n > 1<<50 {
+					return -1
+				}
+				n = n*10 + int64(d-'0')
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// discard is the handler of streams answered inside HandleStream.
+type discard struct{}
+
+func (discard) HandleHeaders(*Stream, *http2.MetaHeadersFrame) {}
+func (discard) HandleData(s *Stream, p []byte, _ bool)         { s.Credit(len(p)) }
+func (discard) HandleReset(*Stream, error)                     {}
+func (discard) HandleSent(*Stream, int)                        {}
+
+// OpenStream opens a stream (Client role) by sending its HEADERS.
+func (c *Conn) OpenStream(fields []hpack.HeaderField, end bool, h StreamHandler) (*Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return nil, ErrClosed
+	case c.goAwayRecv || c.goAwaySent || c.nextID > maxWindow:
+		return nil, ErrGoingAway
+	case uint32(c.active) >= c.peerMaxConc:
+		return nil, ErrStreamLimit
+	}
+	s := c.newStreamLocked(c.nextID, h)
+	c.nextID += 2
+	c.started++
+	if c.lim.MaxRequests > 0 && c.started >= c.lim.MaxRequests {
+		c.goAwaySent = true // no new streams; close when drained
+	}
+	c.writeHeadersLocked(s.id, fields, end)
+	if end {
+		s.sendDone = true
+	}
+	c.kickLocked()
+	return s, nil
+}
+
+// CanOpen reports whether OpenStream would likely succeed now.
+func (c *Conn) CanOpen() bool {
+	c.mu.Lock()
+	ok := !c.closed && !c.goAwayRecv && !c.goAwaySent && uint32(c.active) < c.peerMaxConc && c.nextID < maxWindow
+	c.mu.Unlock()
+	return ok
+}
+
+// ActiveStreams returns the number of open streams.
+func (c *Conn) ActiveStreams() int {
+	c.mu.Lock()
+	n := c.active
+	c.mu.Unlock()
+	return n
+}
+
+func (c *Conn) newStreamLocked(id uint32, h StreamHandler) *Stream {
+	s := &Stream{
+		c:             c,
+		id:            id,
+		h:             h,
+		sendWindow:    int64(c.peerInitWin),
+		recvWindow:    c.lim.StreamWindow,
+		contentLength: -1,
+	}
+	c.streams[id] = s
+	c.active++
+	return s
+}
+
+// maybeRemoveLocked forgets s once both directions are done.
+func (c *Conn) maybeRemoveLocked(s *Stream) {
+	if s.sendDone && s.recvDone {
+		c.removeLocked(s)
+	}
+}
+
+func (c *Conn) removeLocked(s *Stream) {
+	if c.streams[s.id] != s {
+		return
+	}
+	delete(c.streams, s.id)
+	c.active--
+	s.pend = nil
+	if c.active == 0 {
+		c.idleSince = time.Now()
+		if c.goAwaySent || c.goAwayRecv {
+			c.closeWhenDrained = true
+			c.kickLocked()
+		}
+	}
+}
+
+// GoAway starts a graceful close (Server role: GOAWAY naming the last
+// stream we process; Client role: open no more streams). The connection
+// closes once its streams finish.
+func (c *Conn) GoAway() {
+	c.mu.Lock()
+	if !c.closed && !c.goAwaySent {
+		c.goAwayLocked(http2.ErrCodeNo)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) goAwayLocked(code http2.ErrCode) {
+	c.goAwaySent = true
+	if c.role == Server {
+		c.goAwayLastID = c.lastPeerID
+		c.out = appendGoAway(c.out, c.lastPeerID, code)
+	}
+	if c.active == 0 {
+		c.closeWhenDrained = true
+	}
+	c.kickLocked()
+}
+
+// Close closes the connection at once; open streams get HandleReset.
+func (c *Conn) Close() error {
+	return c.nc.Close()
+}
+
+// shutdown runs when the reader stops: every stream is reset, then the
+// handler hears of the close.
+func (c *Conn) shutdown(err error) {
+	c.mu.Lock()
+	c.closed = true
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	streams := make([]*Stream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+		s.sendDone, s.recvDone = true, true
+		s.pend = nil
+	}
+	clear(c.streams)
+	c.active = 0
+	c.queue = nil
+	writing := c.writing
+	c.mu.Unlock()
+	if !writing {
+		c.nc.Close()
+	} else {
+		// The writer closes the socket when it sees closed.
+		c.flushAndWait(100 * time.Millisecond)
+		c.nc.Close()
+	}
+	serr := &StreamError{Code: http2.ErrCodeCancel, Remote: true, Conn: true, Err: err}
+	for _, s := range streams {
+		s.h.HandleReset(s, serr)
+	}
+	c.readyOnce.Do(func() {
+		if c.ready != nil {
+			close(c.ready)
+		}
+	})
+	c.h.HandleClose(c, err)
+}
+
+// Err returns the error that closed the connection, or nil while open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		return nil
+	}
+	if c.closeErr == nil {
+		return ErrClosed
+	}
+	return c.closeErr
+}
+
+// connReader is the reader under the bufio.Reader. It turns read deadlines
+// into keepalive_timeout and liveness PINGs without resetting a deadline
+// per frame: the deadline fires periodically and onReadTimeout decides.
+type connReader struct{ c *Conn }
+
+func (r *connReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.c.nc.Read(p)
+		if n > 0 || err == nil {
+			return n, err
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || !r.c.onReadTimeout() {
+			return n, err
+		}
+	}
+}
+
+// onReadTimeout decides, on the reader goroutine, whether a read deadline
+// ends the connection; otherwise it re-arms the deadline and reading goes on.
+func (c *Conn) onReadTimeout() bool {
+	now := time.Now()
+	c.mu.Lock()
+	idle := c.active == 0
+	idleFor := now.Sub(c.idleSince)
+	if c.closed || idle && c.lim.IdleTimeout > 0 && idleFor >= c.lim.IdleTimeout {
+		c.mu.Unlock()
+		return false
+	}
+	if c.lim.PingInterval > 0 {
+		if c.pingOut && !c.gotFrame {
+			c.mu.Unlock()
+			return false // the peer did not answer our PING
+		}
+		if !c.gotFrame {
+			c.pingOut = true
+			c.out = appendPing(c.out, false, [8]byte{'g', 'p', 'r', 'o', 'x', 'y'})
+			c.kickLocked()
+		}
+	}
+	c.gotFrame = false
+	c.mu.Unlock()
+	c.armReadDeadline(now)
+	return true
+}
+
+func (c *Conn) armReadDeadline(now time.Time) {
+	d := c.lim.IdleTimeout
+	if p := c.lim.PingInterval; p > 0 && (d == 0 || p < d) {
+		d = p
+	}
+	if d == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.active == 0 && c.lim.IdleTimeout > 0 {
+		if rest := c.lim.IdleTimeout - now.Sub(c.idleSince); rest > 0 && rest < d {
+			d = rest
+		}
+	}
+	c.mu.Unlock()
+	c.nc.SetReadDeadline(now.Add(d))
+}

@@ -1,0 +1,120 @@
+// Package h2 is gproxy's HTTP/2 codec: frames in and out of one connection,
+// stream state, flow-control accounting, HPACK, write coalescing and every
+// per-connection limit. Both sides of the proxy use it: client connections
+// (Server role) and multiplexed upstream connections (Client role). It knows
+// nothing about routing, gRPC or upstream groups; those sit above it and
+// talk to it through Handler interfaces.
+//
+// Threading model: each Conn has exactly one reader goroutine (Serve), which
+// calls the handlers, and at most one writer goroutine, started when output
+// is queued and exiting when the output buffer is empty, so an idle
+// connection costs one parked goroutine. Streams have no goroutines. All
+// stream and connection state is guarded by the Conn's mutex; handlers are
+// always called without it held, so a handler may write to other
+// connections freely.
+package h2
+
+import "time"
+
+// Limits are the per-connection and per-stream limits of the codec, in one
+// place, with nginx's names and defaults where nginx has them.
+type Limits struct {
+	// MaxConcurrentStreams is http2_max_concurrent_streams (nginx: 128):
+	// the SETTINGS_MAX_CONCURRENT_STREAMS we advertise. New streams beyond
+	// it are refused with REFUSED_STREAM.
+	MaxConcurrentStreams uint32
+
+	// ChunkSize is http2_chunk_size (nginx: 8k): the largest DATA frame we
+	// send, further capped by the peer's SETTINGS_MAX_FRAME_SIZE.
+	ChunkSize int
+
+	// MaxHeaderListSize bounds a decoded header block (the advertised
+	// SETTINGS_MAX_HEADER_LIST_SIZE): large_client_header_buffers
+	// number*size (nginx: 4*8k) on client connections.
+	MaxHeaderListSize uint32
+
+	// StreamWindow is the receive window we advertise per stream (nginx's
+	// http2_body_preread_size, 64k). Stream-level credit is returned only
+	// when the handler has passed the data on (Stream.Credit), so it is
+	// also the bound on data buffered per stream.
+	StreamWindow int32
+
+	// ConnWindow is the connection receive window we advertise. It is
+	// credited back as data is read: the buffering bound comes from the
+	// stream windows (MaxConcurrentStreams * StreamWindow per connection).
+	ConnWindow int32
+
+	// MaxOutBuffer bounds pending output: queued DATA is framed into the
+	// connection's output buffer only while it holds less than this, the
+	// rest waits in its stream (bounded by the window the source was
+	// given). Control frames always go in; if output exceeds
+	// 16*MaxOutBuffer the peer is not reading and the connection is
+	// closed.
+	MaxOutBuffer int
+
+	// WriteTimeout bounds one write to the socket (send_timeout,
+	// grpc_send_timeout; nginx: 60s). 0 means none.
+	WriteTimeout time.Duration
+
+	// IdleTimeout closes the connection after this long without streams
+	// (keepalive_timeout: 75s on client connections, upstream
+	// keepalive_timeout 60s on upstream ones). 0 means never.
+	IdleTimeout time.Duration
+
+	// PingInterval, if set, sends a PING after this long without any frame
+	// from the peer and closes the connection if nothing arrives within a
+	// second interval (used on upstream connections).
+	PingInterval time.Duration
+
+	// MaxRequests is keepalive_requests: after this many streams a server
+	// connection sends GOAWAY, and a client connection stops opening
+	// streams; either closes once its streams finish. 0 means unlimited.
+	MaxRequests int
+
+	// ReadBufferSize is the size of the connection's read buffer. Large
+	// frame payloads bypass it, so it can stay small.
+	ReadBufferSize int
+}
+
+// DefaultLimits returns nginx's defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConcurrentStreams: 128,
+		ChunkSize:            8 << 10,
+		MaxHeaderListSize:    4 * 8 << 10,
+		StreamWindow:         64 << 10,
+		ConnWindow:           1 << 20,
+		MaxOutBuffer:         64 << 10,
+		WriteTimeout:         60 * time.Second,
+		IdleTimeout:          75 * time.Second,
+		MaxRequests:          1000,
+		ReadBufferSize:       4 << 10,
+	}
+}
+
+// withDefaults fills zero fields that must not be zero.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = d.MaxConcurrentStreams
+	}
+	if l.ChunkSize <= 0 {
+		l.ChunkSize = d.ChunkSize
+	}
+	if l.MaxHeaderListSize == 0 {
+		l.MaxHeaderListSize = d.MaxHeaderListSize
+	}
+	if l.StreamWindow <= 0 {
+		l.StreamWindow = d.StreamWindow
+	}
+	if l.ConnWindow < 65535 {
+		l.ConnWindow = 65535
+	}
+	if l.MaxOutBuffer <= 0 {
+		l.MaxOutBuffer = d.MaxOutBuffer
+	}
+	if l.ReadBufferSize < 1024 {
+		l.ReadBufferSize = d.ReadBufferSize
+	}
+	return l
+}
