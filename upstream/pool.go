@@ -1,0 +1,245 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/h2"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// DialFunc opens a connection to an upstream server. Every upstream
+// connection is made through one, so TLS (grpcs://) can wrap it later.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Set holds the connection pools of all groups, keyed by upstream name and
+// address, so a reload that keeps an upstream keeps its connections.
+type Set struct {
+	dial DialFunc
+	lim  h2.Limits
+
+	mu    sync.Mutex
+	pools map[poolKey]*Pool
+}
+
+type poolKey struct{ upstream, network, addr string }
+
+// NewSet makes an empty set. dial nil means a plain net.Dialer; lim are the
+// codec limits of upstream connections (IdleTimeout, MaxRequests and
+// WriteTimeout are then set per upstream).
+func NewSet(dial DialFunc, lim h2.Limits) *Set {
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	return &Set{dial: dial, lim: lim, pools: make(map[poolKey]*Pool)}
+}
+
+func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *Pool {
+	lim := s.lim
+	lim.IdleTimeout = u.KeepaliveTimeout
+	if lim.IdleTimeout == 0 {
+		lim.IdleTimeout = 60 * time.Second
+	}
+	// keepalive_requests bounds a cached connection in nginx; without
+	// `keepalive` nginx caches none, and gproxy's connections are
+	// multiplexed, so the limit applies only when keepalive is set.
+	lim.MaxRequests = 0
+	if u.Keepalive > 0 {
+		lim.MaxRequests = u.KeepaliveRequests
+	}
+	if opt.SendTimeout > 0 {
+		lim.WriteTimeout = opt.SendTimeout
+	}
+	if lim.PingInterval == 0 {
+		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)
+	}
+	k := poolKey{u.Name, network, addr}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pools[k]
+	if p == nil || p.lim != lim {
+		p = &Pool{network: network, addr: addr, dial: s.dial, lim: lim}
+		s.pools[k] = p
+	}
+	return p
+}
+
+// Close closes every pooled connection.
+func (s *Set) Close() {
+	s.mu.Lock()
+	pools := make([]*Pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		pools = append(pools, p)
+	}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.Close()
+	}
+}
+
+// Pool is the set of multiplexed HTTP/2 connections to one server. Streams
+// share a connection until the server's SETTINGS_MAX_CONCURRENT_STREAMS is
+// reached or it goes away; only then is another dialed.
+type Pool struct {
+	network, addr string
+	dial          DialFunc
+	lim           h2.Limits
+
+	mu      sync.Mutex
+	conns   []*h2.Conn
+	dialing int
+	waiters []func(*h2.Conn, error)
+	closed  bool
+}
+
+// DialError is a failure to connect to an upstream server.
+type DialError struct {
+	Addr    string
+	Timeout bool
+	Err     error
+}
+
+func (e *DialError) Error() string {
+	if e.Timeout {
+		return "connect to " + e.Addr + " timed out"
+	}
+	return "connect to " + e.Addr + " failed: " + rootCause(e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// rootCause strips the "dial tcp ...:" wrappers: "connection refused".
+func rootCause(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	var sc *os.SyscallError
+	if errors.As(err, &sc) {
+		err = sc.Err
+	}
+	return err.Error()
+}
+
+// Open opens a stream on a connection with room. If none has room it
+// returns nil, starts a dial if needed, and later calls retry on another
+// goroutine, with a fresh connection to open the stream on (which may
+// still be refused: then call Open again) or with a *DialError.
+func (p *Pool) Open(fields []hpack.HeaderField, end bool, h h2.StreamHandler,
+	connectTimeout time.Duration, retry func(*h2.Conn, error)) *h2.Stream {
+	p.mu.Lock()
+	for i := len(p.conns) - 1; i >= 0; i-- {
+		if s, err := p.conns[i].OpenStream(fields, end, h); err == nil {
+			p.mu.Unlock()
+			return s
+		}
+	}
+	if p.closed {
+		p.mu.Unlock()
+		go retry(nil, &DialError{Addr: p.addr, Err: h2.ErrClosed})
+		return nil
+	}
+	p.waiters = append(p.waiters, retry)
+	if p.dialing == 0 || len(p.waiters) > 64*p.dialing {
+		p.dialing++
+		go p.dialOne(connectTimeout)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Pool) dialOne(timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := p.connect(ctx)
+
+	p.mu.Lock()
+	p.dialing--
+	if err == nil {
+		if p.closed {
+			c.Close()
+			err = &DialError{Addr: p.addr, Err: h2.ErrClosed}
+			c = nil
+		} else {
+			p.conns = append(p.conns, c)
+		}
+	}
+	ws := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	for _, w := range ws {
+		w(c, err)
+	}
+}
+
+// connect dials and waits for the server's SETTINGS, so its stream limit
+// is known before streams are opened.
+func (p *Pool) connect(ctx context.Context) (*h2.Conn, error) {
+	nc, err := p.dial(ctx, p.network, p.addr)
+	if err != nil {
+		return nil, &DialError{Addr: p.addr, Timeout: ctx.Err() != nil, Err: err}
+	}
+	c := h2.NewConn(nc, nil, h2.Client, p.lim, p)
+	go c.Serve()
+	select {
+	case <-c.Ready():
+		if err := c.Err(); err != nil {
+			return nil, &DialError{Addr: p.addr, Err: err}
+		}
+		return c, nil
+	case <-ctx.Done():
+		c.Close()
+		return nil, &DialError{Addr: p.addr, Timeout: true, Err: ctx.Err()}
+	}
+}
+
+// Conns returns the number of open connections (tests, status).
+func (p *Pool) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Close closes every connection of the pool.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := append([]*h2.Conn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// HandleStream implements h2.ConnHandler; servers cannot open streams
+// towards us (push is disabled), so it never runs.
+func (p *Pool) HandleStream(s *h2.Stream, _ *http2.MetaHeadersFrame) h2.StreamHandler {
+	s.Reset(http2.ErrCodeRefusedStream)
+	return nil
+}
+
+// HandleGoAway implements h2.ConnHandler: the connection refuses new
+// streams by itself; nothing to do until it closes.
+func (p *Pool) HandleGoAway(*h2.Conn) {}
+
+// HandleClose implements h2.ConnHandler: forget the connection.
+func (p *Pool) HandleClose(c *h2.Conn, _ error) {
+	p.mu.Lock()
+	for i, x := range p.conns {
+		if x == c {
+			p.conns = append(p.conns[:i], p.conns[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+}
