@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/upstream"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// clientConn is one HTTP/2 client connection: it routes each new stream
+// and starts its call. Its methods run on the connection's reader.
+type clientConn struct {
+	srv      *Server
+	ln       *listener
+	h2       *h2.Conn
+	id       uint64
+	remote   net.Addr
+	local    net.Addr
+	requests int
+	req      route.Request // scratch, reused per stream (reader only)
+}
+
+// clientLimits maps a server's settings to codec limits, nginx's names to
+// ours: http2_max_concurrent_streams, http2_chunk_size,
+// large_client_header_buffers, keepalive_timeout, keepalive_requests.
+// nginx takes them from the listener's default server, as here, since the
+// virtual server is not known when the connection starts.
+func clientLimits(st config.Settings) h2.Limits {
+	l := h2.DefaultLimits()
+	if st.HTTP2MaxConcurrentStreams > 0 {
+		l.MaxConcurrentStreams = uint32(st.HTTP2MaxConcurrentStreams)
+	}
+	if st.HTTP2ChunkSize > 0 {
+		l.ChunkSize = st.HTTP2ChunkSize
+	}
+	if b := st.LargeClientHeaderBuffers; b.Number > 0 && b.Size > 0 {
+		l.MaxHeaderListSize = uint32(b.Number * b.Size)
+	}
+	l.IdleTimeout = st.KeepaliveTimeout
+	l.MaxRequests = st.KeepaliveRequests
+	return l
+}
+
+func (c *clientConn) goAway() { c.h2.GoAway() }
+func (c *clientConn) close()  { c.h2.Close() }
+
+// HandleStream implements h2.ConnHandler: route the stream, answer it
+// (return, errors) or start proxying it.
+func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.StreamHandler {
+	rc := c.srv.cur.Load()
+	now := time.Now()
+	c.requests++
+	r := &c.req
+	*r = route.Request{
+		Method:       f.PseudoValue("method"),
+		Scheme:       "http",
+		Authority:    f.PseudoValue("authority"),
+		Path:         f.PseudoValue("path"),
+		Headers:      f.RegularFields(),
+		RemoteAddr:   c.remote,
+		LocalAddr:    c.local,
+		Proto:        "HTTP/2.0",
+		ConnID:       c.id,
+		ConnRequests: c.requests,
+		Start:        now,
+	}
+	lst := rc.listeners[c.ln.key]
+	if lst == nil {
+		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, r.Method)
+		return nil
+	}
+	_, loc, act := rc.table.Route(lst, r)
+	if act != nil {
+		respond(s, act, r.Method)
+		return nil
+	}
+	g := rc.groups[loc.Config.GRPCPass.Upstream]
+	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	peer, err := g.Pick(&info)
+	if err != nil {
+		s.WriteHeaders(trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error()), true)
+		s.ResetAfterEnd(http2.ErrCodeNo)
+		return nil
+	}
+	st := &loc.Config.Settings
+	cl := &call{
+		cs:          s,
+		group:       g,
+		peer:        peer,
+		loc:         loc,
+		start:       now,
+		readTimeout: st.GRPC.ReadTimeout,
+		grpcStatus:  -1,
+		reqEnd:      f.StreamEnded(),
+	}
+	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
+		cl.maxBody = st.ClientMaxBodySize
+	}
+	if v := headerValue(r.Headers, "grpc-timeout"); v != "" {
+		if d, ok := parseGRPCTimeout(v); ok {
+			cl.deadline = now.Add(d)
+		}
+	}
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", g.Name, loc, rc.table, r)
+	s.SetHandler(cl)
+	cl.begin(st.GRPC.ConnectTimeout)
+	return cl
+}
+
+// HandleGoAway implements h2.ConnHandler.
+func (c *clientConn) HandleGoAway(*h2.Conn) {}
+
+// HandleClose implements h2.ConnHandler.
+func (c *clientConn) HandleClose(*h2.Conn, error) {}
+
+// respond answers a stream with an HTTP response of the proxy's own:
+// `return`, redirects, and nginx's error pages. 444 resets the stream.
+func respond(s *h2.Stream, a *route.Action, method string) {
+	if a.Close {
+		s.Reset(http2.ErrCodeInternal)
+		return
+	}
+	body, ctype := actionBody(a)
+	fields := []hpack.HeaderField{
+		{Name: ":status", Value: strconv.Itoa(a.Code)},
+		{Name: "server", Value: "gproxy"},
+	}
+	if a.Location != "" {
+		fields = append(fields, hpack.HeaderField{Name: "location", Value: a.Location})
+	}
+	if ctype != "" {
+		fields = append(fields, hpack.HeaderField{Name: "content-type", Value: ctype})
+	}
+	fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
+	if method == "HEAD" || len(body) == 0 {
+		s.WriteHeaders(fields, true)
+	} else {
+		s.WriteHeaders(fields, false)
+		s.WriteData([]byte(body), true)
+	}
+	s.ResetAfterEnd(http2.ErrCodeNo)
+}
+
+// actionBody is the body nginx sends for an action: the return text, or
+// for errors and redirects without text its small HTML page.
+func actionBody(a *route.Action) (body, ctype string) {
+	if a.Body != "" {
+		return a.Body, "text/plain"
+	}
+	if a.Code < 300 || a.Code == 304 {
+		return "", ""
+	}
+	title := strconv.Itoa(a.Code) + " " + http.StatusText(a.Code)
+	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
+		"</h1></center>\r\n<hr><center>gproxy</center>\r\n</body>\r\n</html>\r\n", "text/html"
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"strings"
+
+	"github.com/gproxy/gproxy/proxy/route"
+	"golang.org/x/net/http2/hpack"
+)
+
+// hopByHop are headers that describe one connection, never forwarded.
+func hopByHop(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}
+
+// upstreamRequest builds the header list sent upstream, as
+// ngx_http_grpc_module does: the client's :method and :path, :scheme of
+// grpc_pass, :authority = the grpc_pass host (the upstream name) unless
+// grpc_set_header sets Host; then grpc_set_header values (an empty value
+// removes the header); then the client's headers minus hop-by-hop ones,
+// Host, Expect and those grpc_set_header names. TE is sent only as
+// "trailers", and only when the client sent it. Content-Length passes.
+func upstreamRequest(dst []hpack.HeaderField, fields []hpack.HeaderField, scheme, authority string,
+	loc *route.Location, tbl *route.Table, r *route.Request) []hpack.HeaderField {
+	var method, path string
+	te := false
+	for _, f := range fields {
+		switch f.Name {
+		case ":method":
+			method = f.Value
+		case ":path":
+			path = f.Value
+		case "te":
+			te = strings.Contains(f.Value, "trailers")
+		}
+	}
+	set := loc.SetHeaders
+	for _, h := range set {
+		if h.Name == "host" {
+			authority = tbl.Expand(h.Value, r)
+		}
+	}
+	dst = append(dst,
+		hpack.HeaderField{Name: ":method", Value: method},
+		hpack.HeaderField{Name: ":scheme", Value: scheme},
+		hpack.HeaderField{Name: ":path", Value: path},
+		hpack.HeaderField{Name: ":authority", Value: authority},
+	)
+	for _, h := range set {
+		if h.Name == "host" {
+			continue
+		}
+		if v := tbl.Expand(h.Value, r); v != "" {
+			dst = append(dst, hpack.HeaderField{Name: h.Name, Value: v})
+		}
+	}
+	if te {
+		dst = append(dst, hpack.HeaderField{Name: "te", Value: "trailers"})
+	}
+next:
+	for _, f := range fields {
+		if f.IsPseudo() || hopByHop(f.Name) {
+			continue
+		}
+		switch f.Name {
+		case "host", "expect", "te":
+			continue
+		}
+		for _, h := range set {
+			if h.Name == f.Name {
+				continue next
+			}
+		}
+		dst = append(dst, f)
+	}
+	return dst
+}
+
+// clientResponse filters upstream response headers (or trailers) for the
+// client: hop-by-hop headers and the location's hidden ones are dropped
+// (grpc_hide_header / grpc_pass_header, via route). The common case, no
+// header to drop, returns fields itself without copying.
+func clientResponse(fields []hpack.HeaderField, hide map[string]bool) []hpack.HeaderField {
+	drop := func(f hpack.HeaderField) bool { return hopByHop(f.Name) || hide[f.Name] }
+	i := 0
+	for i < len(fields) && !drop(fields[i]) {
+		i++
+	}
+	if i == len(fields) {
+		return fields
+	}
+	out := append([]hpack.HeaderField(nil), fields[:i]...)
+	for _, f := range fields[i+1:] {
+		if !drop(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,313 @@
+// Package proxy is gproxy's engine: it opens the listeners of the
+// configuration, tells HTTP/2 from HTTP/1.1 on each connection, routes every
+// HTTP/2 stream (virtual server, location, return/if) and bridges each
+// grpc_pass stream to an upstream stream picked per stream from the
+// location's group, with gRPC-native errors. Frames, flow control and
+// limits live in proxy/h2; backends, balancing and connection pools in
+// upstream; routing decisions in proxy/route.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/upstream"
+	"go.uber.org/zap"
+)
+
+// Server runs one configuration, and later ones on Reload.
+type Server struct {
+	log   *zap.Logger
+	pools *upstream.Set
+	cur   atomic.Pointer[running]
+
+	maxConns int64 // worker_connections; 0 = unlimited
+	nconns   atomic.Int64
+	connSeq  atomic.Uint64
+
+	mu        sync.Mutex
+	listeners []*listener
+	conns     map[*clientConn]struct{}
+	closing   bool
+	done      chan struct{} // closed when the last connection ends after closing
+	wg        sync.WaitGroup
+}
+
+// running is one immutable running configuration: read once per stream.
+type running struct {
+	cfg       *config.Config
+	table     *route.Table
+	groups    map[*config.Upstream]*upstream.Group
+	listeners map[string]*route.Listener // by network + " " + address
+}
+
+// New builds the running configuration for cfg without opening sockets.
+// Features gproxy cannot run yet are errors naming FILE:LINE.
+func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		log:      log,
+		pools:    upstream.NewSet(nil, upstreamLimits()),
+		conns:    make(map[*clientConn]struct{}),
+		maxConns: int64(cfg.WorkerConnections),
+	}
+	rc, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(rc)
+	return s, nil
+}
+
+// upstreamLimits are the codec limits of upstream connections.
+func upstreamLimits() h2.Limits {
+	l := h2.DefaultLimits()
+	l.MaxRequests = 0
+	return l
+}
+
+func (s *Server) build(cfg *config.Config) (*running, error) {
+	rc := &running{
+		cfg:       cfg,
+		groups:    make(map[*config.Upstream]*upstream.Group),
+		listeners: make(map[string]*route.Listener),
+	}
+	tbl, err := route.New(cfg.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	rc.table = tbl
+	for _, l := range tbl.Listeners() {
+		if l.SSL {
+			return nil, fmt.Errorf("\"ssl\" parameter of \"listen %s\" is not supported yet by gproxy in %s", l.Address, listenPos(l))
+		}
+		rc.listeners[l.Network+" "+l.Address] = l
+	}
+	if cfg.HTTP == nil {
+		return rc, nil
+	}
+	// One group per upstream that a location passes to, with the largest
+	// grpc_send_timeout of those locations.
+	opts := map[*config.Upstream]*upstream.GroupOptions{}
+	var order []*config.Upstream
+	var walk func([]*config.Location) error
+	walk = func(locs []*config.Location) error {
+		for _, l := range locs {
+			if gp := l.GRPCPass; gp != nil {
+				if gp.Scheme == "grpcs" {
+					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+				}
+				o := opts[gp.Upstream]
+				if o == nil {
+					o = &upstream.GroupOptions{}
+					opts[gp.Upstream] = o
+					order = append(order, gp.Upstream)
+				}
+				o.SendTimeout = max(o.SendTimeout, l.Settings.GRPC.SendTimeout)
+			}
+			if err := walk(l.Locations); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, srv := range cfg.HTTP.Servers {
+		if err := walk(srv.Locations); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range cfg.HTTP.Upstreams {
+		if opts[u] == nil { // defined but unused: still checked, as nginx does
+			opts[u] = &upstream.GroupOptions{}
+			order = append(order, u)
+		}
+	}
+	for _, u := range order {
+		g, err := upstream.NewGroup(u, s.pools, *opts[u])
+		if err != nil {
+			return nil, err
+		}
+		rc.groups[u] = g
+	}
+	return rc, nil
+}
+
+func listenPos(l *route.Listener) string {
+	for _, srv := range l.Servers {
+		for _, ls := range srv.Listens {
+			if ls.SSL {
+				return ls.Pos.File + ":" + strconv.Itoa(ls.Pos.Line)
+			}
+		}
+	}
+	return "?"
+}
+
+// Start opens every listener and serves in the background. It returns once
+// all are listening, or the first error (nothing stays open then).
+func (s *Server) Start() error {
+	rc := s.cur.Load()
+	var lns []*listener
+	for _, l := range rc.table.Listeners() {
+		ln, err := listen(l)
+		if err != nil {
+			for _, x := range lns {
+				x.ln.Close()
+			}
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	s.mu.Lock()
+	s.listeners = lns
+	s.mu.Unlock()
+	for _, ln := range lns {
+		s.wg.Add(1)
+		go s.acceptLoop(ln)
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// Reload builds a running configuration from cfg beside the current one
+// and swaps it in atomically: new streams use it, streams in flight finish
+// on the old one; pooled upstream connections of unchanged upstreams are
+// kept. On error the old configuration stays. Changing the set of
+// listeners is not supported yet and is an error.
+func (s *Server) Reload(cfg *config.Config) error {
+	rc, err := s.build(cfg)
+	if err != nil {
+		return err
+	}
+	old := s.cur.Load()
+	if !sameListeners(old, rc) {
+		return errors.New("changing listen addresses needs a restart of gproxy for now")
+	}
+	s.cur.Store(rc)
+	return nil
+}
+
+func sameListeners(a, b *running) bool {
+	if len(a.listeners) != len(b.listeners) {
+		return false
+	}
+	for k, la := range a.listeners {
+		lb := b.listeners[k]
+		if lb == nil || la.HTTP2 != lb.HTTP2 || la.SSL != lb.SSL {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown stops accepting, sends GOAWAY on every client connection and
+// waits for their streams to finish, or ctx to end (then it closes the
+// rest).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.done)
+		}
+	}
+	done := s.done
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.goAway()
+	}
+	for _, l := range s.listeners {
+		l.stopHTTP1(ctx)
+	}
+	select {
+	case <-done:
+		s.wg.Wait()
+		s.pools.Close()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners, client connections and upstream connections at
+// once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	for _, l := range s.listeners {
+		l.stopHTTP1(nil)
+	}
+	s.pools.Close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// track registers a client connection; false when the server is closing.
+func (s *Server) track(c *clientConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.done != nil && len(s.conns) == 0 {
+		select {
+		case <-s.done:
+		default:
+			close(s.done)
+		}
+	}
+	s.mu.Unlock()
+}
