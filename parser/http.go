@@ -620,7 +620,7 @@ func setClientMaxBodySize(l *loader, b *block, n *lex.Node) error {
 	if !ok {
 		return l.dirErr(n, "invalid value")
 	}
-	b.set(n.Name, func(s *config.Settings) { s.ClientMaxBodySize = v })
+	b.set(n.Name, func(s *config.Settings) { s.ClientMaxBodySize, s.ClientMaxBodySizeSet = v, true })
 	return nil
 }
 

@@ -261,7 +261,7 @@ http {
 }`)
 	srv := cfg.HTTP.Servers[0]
 	s := srv.Settings
-	if s.ClientMaxBodySize != 10<<20 || s.KeepaliveTimeout != 500*time.Millisecond || s.KeepaliveRequests != 1000 {
+	if s.ClientMaxBodySize != 10<<20 || !s.ClientMaxBodySizeSet || s.KeepaliveTimeout != 500*time.Millisecond || s.KeepaliveRequests != 1000 {
 		t.Errorf("server settings %+v", s)
 	}
 	if s.GRPC.ReadTimeout != time.Hour+30*time.Second || s.GRPC.SendTimeout != 60*time.Second {
@@ -296,6 +296,9 @@ http {
 	}
 	if root.Settings.KeepaliveTimeout != 500*time.Millisecond {
 		t.Errorf("keepalive_timeout not inherited")
+	}
+	if !inner.Settings.ClientMaxBodySizeSet {
+		t.Errorf("client_max_body_size 0 set explicitly must say so")
 	}
 	// Defaults.
 	if got := cfg.HTTP.Servers[0].Settings.AccessLogs; len(got) != 1 || got[0].Path != "/tmp/a.log" {
