@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,9 +26,36 @@ import (
 // HandleSent returns that much window to the client (cs.Credit). The
 // response direction is symmetric. So each direction buffers at most the
 // stream window we advertised to its sender.
+//
+// Next upstream (grpc_next_upstream, _tries, _timeout): a call is passed
+// to another peer only when the backend provably did not process it and
+// nothing has reached the client:
+//
+//   - the connection could not be made: dial refused or failed (`error`),
+//     grpc_connect_timeout expired (`timeout`); the request is still
+//     whole in pend;
+//   - the backend refused the stream: RST_STREAM REFUSED_STREAM, or GOAWAY
+//     with a last-stream-id below it (`error`); the request DATA sent so
+//     far is replayed from sent, a copy kept until the response starts,
+//     up to maxReplay bytes (beyond that the call gives up retrying).
+//
+// The next peer is picked excluding those tried, up to
+// grpc_next_upstream_tries attempts (0: as many as the group has peers;
+// a single-peer group never retries, as nginx) and while
+// grpc_next_upstream_timeout has not passed since the call started.
+// Because a client byte may be framed on several attempts, the client is
+// credited only for the longest prefix framed on any of them. Not done
+// (yet): retrying after the upstream response started, http_5xx and
+// invalid_header retries, and a connection that died after the stream
+// was written to it (the backend may have processed it).
+//
+// Passive health: each attempt reports to its peer whether it failed as
+// nginx counts it (Outcome.Failed): errors and timeouts up to the
+// response header, and the http_5xx codes listed in grpc_next_upstream.
 type call struct {
 	cs    *h2.Stream
-	us    atomic.Pointer[h2.Stream] // nil until the upstream stream opens
+	up    atomic.Pointer[upAttempt] // the upstream stream; nil until it opens
+	first upAttempt                 // the first attempt's, without allocating
 	group *upstream.Group
 	peer  *upstream.Peer
 	loc   *route.Location
@@ -35,21 +63,53 @@ type call struct {
 
 	readTimeout time.Duration
 	lastUp      atomic.Int64 // unix nanos of the last upstream activity
+	credited    atomic.Int64 // request bytes credited back to the client
 
-	mu          sync.Mutex
-	fields      []hpack.HeaderField // request headers for upstream, until opened
-	pend        []byte              // request DATA received before us opened
-	reqEnd      bool                // client finished its request
-	respStarted bool                // response headers were sent to the client
-	done        bool                // outcome reported; events are ignored
-	deadline    time.Time           // from grpc-timeout; zero if none
-	timer       *time.Timer
-	msgs        msgTracker
-	reqBytes    int64
-	respBytes   int64
-	maxBody     int64 // client_max_body_size when enforced, else 0
-	grpcStatus  int
+	mu             sync.Mutex
+	fields         []hpack.HeaderField // request headers for upstream, until committed
+	pend           []byte              // request DATA received before us opened
+	reqEnd         bool                // client finished its request
+	respStarted    bool                // response headers were sent to the client
+	done           bool                // outcome reported; events are ignored
+	deadline       time.Time           // from grpc-timeout; zero if none
+	timer          *time.Timer
+	msgs           msgTracker
+	reqBytes       int64
+	respBytes      int64
+	maxBody        int64 // client_max_body_size when enforced, else 0
+	grpcStatus     int
+	connectTimeout time.Duration
+	picked         time.Time        // when peer was picked
+	peerFailed     bool             // this attempt failed, as max_fails counts
+	tries          int              // attempts so far (peers picked)
+	tried          []*upstream.Peer // peers of earlier attempts
+	replay         bool             // sent holds every request byte given to us
+	sent           []byte           // request DATA given to us, while replay
+	sentBuf        *[]byte          // sent's pool entry, if any
 }
+
+// upAttempt is one upstream stream of a call and the request bytes framed
+// on it so far.
+type upAttempt struct {
+	s      *h2.Stream
+	framed atomic.Int64
+}
+
+// upstream returns the current upstream stream, nil before it opens.
+func (c *call) upstream() *h2.Stream {
+	if a := c.up.Load(); a != nil {
+		return a.s
+	}
+	return nil
+}
+
+// maxReplay bounds the request bytes kept to replay on another peer after
+// a refused stream: nginx's default client_body_buffer_size on 64-bit
+// systems. Unary gRPC requests fit; longer request streams give up
+// retrying rather than buffer without bound.
+const maxReplay = 16 << 10
+
+var replayPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // begin opens the upstream stream (or arranges for it to open when a
 // connection is ready) and starts the timer. Called from HandleStream.
@@ -57,32 +117,32 @@ func (c *call) begin(connectTimeout time.Duration) {
 	c.lastUp.Store(c.start.UnixNano())
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.connectTimeout = connectTimeout
+	c.picked = c.start
+	c.tries = 1
+	c.replay = c.maxTries() > 1 && c.nextUpstream("error")
 	c.armTimerLocked()
-	c.openLocked(connectTimeout)
+	c.openLocked()
 }
 
 // openLocked tries to open the upstream stream through the peer's pool.
-func (c *call) openLocked(connectTimeout time.Duration) {
+func (c *call) openLocked() {
 	end := c.reqEnd && len(c.pend) == 0
-	s := c.peer.Pool.Open(c.fields, end, c, connectTimeout, func(conn *h2.Conn, err error) {
+	attempt := c.tries
+	s := c.peer.Pool.Open(c.fields, end, c, c.connectTimeout, func(conn *h2.Conn, err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.done {
+		if c.done || attempt != c.tries {
 			return
 		}
 		if err != nil {
-			code := codeUnavailable
-			var de *upstream.DialError
-			if errors.As(err, &de) && de.Timeout {
-				code = codeDeadlineExceeded
-			}
-			c.failLocked(code, "upstream "+strconv.Quote(c.group.Name)+": "+err.Error(), err)
+			c.dialFailedLocked(err)
 			return
 		}
 		end := c.reqEnd && len(c.pend) == 0
 		s, oerr := conn.OpenStream(c.fields, end, c)
 		if oerr != nil {
-			c.openLocked(connectTimeout) // that connection filled up: try again
+			c.openLocked() // that connection filled up: try again
 			return
 		}
 		c.attachLocked(s)
@@ -92,16 +152,143 @@ func (c *call) openLocked(connectTimeout time.Duration) {
 	}
 }
 
+// dialFailedLocked handles a failed connection to the peer: a failure
+// for passive health (unless the pool was closed under us), then the next
+// peer or the error.
+func (c *call) dialFailedLocked(err error) {
+	code, ft := codeUnavailable, "error"
+	var de *upstream.DialError
+	if errors.As(err, &de) && de.Timeout {
+		code, ft = codeDeadlineExceeded, "timeout"
+	}
+	c.peerFailed = !errors.Is(err, h2.ErrClosed)
+	if c.retryLocked(ft, err) {
+		return
+	}
+	c.failLocked(code, "upstream "+strconv.Quote(c.group.Name)+": "+err.Error(), err)
+}
+
 // attachLocked records the opened upstream stream and sends the request
 // DATA that arrived meanwhile.
 func (c *call) attachLocked(s *h2.Stream) {
-	c.fields = nil
-	c.us.Store(s)
+	a := &c.first
+	if c.tries > 1 {
+		a = &upAttempt{}
+	}
+	a.s = s
+	c.up.Store(a)
+	if !c.replay {
+		c.fields = nil
+	}
 	if len(c.pend) > 0 {
 		p := c.pend
 		c.pend = nil
 		s.WriteData(p, c.reqEnd)
+		if c.replay && len(p) <= maxReplay {
+			c.sent = p
+		} else {
+			c.commitLocked()
+		}
 	}
+}
+
+// maxTries is how many peers a call may try: nginx's peer.tries, the
+// number of peers, capped by grpc_next_upstream_tries; 1 for a group of
+// one peer.
+func (c *call) maxTries() int {
+	if c.group.Single() {
+		return 1
+	}
+	n := len(c.group.Peers)
+	if t := c.loc.Config.Settings.GRPC.NextUpstreamTries; t > 0 && t < n {
+		n = t
+	}
+	return n
+}
+
+// nextUpstream reports whether grpc_next_upstream lists ft.
+func (c *call) nextUpstream(ft string) bool {
+	return slices.Contains(c.loc.Config.Settings.GRPC.NextUpstream, ft)
+}
+
+// retryLocked passes the call to the next peer after its attempt failed
+// with ft ("error" or "timeout") and cause, in a way that proves the
+// backend did not process it. It reports false, changing nothing, when the call may not
+// or cannot be retried; the caller then fails it.
+func (c *call) retryLocked(ft string, cause error) bool {
+	st := &c.loc.Config.Settings.GRPC
+	switch {
+	case c.done || c.respStarted || !c.nextUpstream(ft) || c.tries >= c.maxTries():
+		return false
+	case st.NextUpstreamTimeout > 0 && time.Since(c.start) >= st.NextUpstreamTimeout:
+		return false
+	case c.up.Load() != nil && !c.replay: // request bytes already sent are gone
+		return false
+	}
+	now := time.Now()
+	tried := append(c.tried, c.peer)
+	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now}, tried)
+	if err != nil {
+		return false
+	}
+	c.reportLocked(cause, false)
+	c.tried = tried
+	c.peer = next
+	c.picked = now
+	c.peerFailed = false
+	c.tries++
+	c.lastUp.Store(now.UnixNano()) // grpc_read_timeout counts per attempt
+	if c.up.Load() != nil {
+		c.up.Store(nil)
+		c.pend = c.sent
+		c.sent = nil
+	}
+	c.openLocked()
+	return true
+}
+
+// keepSentLocked records request DATA given to the upstream stream for a
+// possible replay, or gives up replaying beyond maxReplay.
+func (c *call) keepSentLocked(p []byte) {
+	if len(c.sent)+len(p) > maxReplay {
+		c.commitLocked()
+		return
+	}
+	if c.sent == nil && c.sentBuf == nil {
+		c.sentBuf = replayPool.Get().(*[]byte)
+		c.sent = (*c.sentBuf)[:0]
+	}
+	c.sent = append(c.sent, p...)
+}
+
+// commitLocked ends the chance of a retry: the upstream answered (or the
+// request outgrew maxReplay, or the call ended). The replay copy goes back
+// to its pool.
+func (c *call) commitLocked() {
+	if !c.replay {
+		return
+	}
+	c.replay = false
+	c.fields = nil
+	if c.sentBuf != nil && c.sent != nil && cap(c.sent) <= 2*maxReplay {
+		*c.sentBuf = c.sent[:0]
+		replayPool.Put(c.sentBuf)
+	}
+	c.sentBuf = nil
+	c.sent = nil
+}
+
+// refused reports whether an upstream stream error proves that the
+// backend did not process the stream (RFC 9113 section 8.7).
+func refused(err error) bool {
+	var se *h2.StreamError
+	return errors.As(err, &se) && se.Remote && !se.Conn && se.Code == http2.ErrCodeRefusedStream
+}
+
+// failsAs lists the response :status values that count as a failed
+// attempt when grpc_next_upstream names them (nginx: never 403 and 404).
+var failsAs = map[string]string{
+	"500": "http_500", "502": "http_502", "503": "http_503", "504": "http_504", "429": "http_429",
 }
 
 // HandleHeaders implements h2.StreamHandler.
@@ -112,14 +299,20 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		return
 	}
 	if s == c.cs {
-		// Request trailers: rare in gRPC; forward them if we can.
+		// Request trailers: rare in gRPC; forward them if we can. They
+		// are not kept for a replay.
 		c.reqEnd = true
-		if us := c.us.Load(); us != nil {
+		if us := c.upstream(); us != nil {
 			us.WriteHeaders(f.RegularFields(), true)
+			c.commitLocked()
 		}
 		return
 	}
+	if s != c.upstream() {
+		return // an earlier attempt's stream
+	}
 	c.touch()
+	c.commitLocked()
 	end := f.StreamEnded()
 	if !c.respStarted {
 		st := f.PseudoValue("status")
@@ -127,6 +320,9 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 			return // 1xx: informational, not forwarded
 		}
 		c.respStarted = true
+		if ft, ok := failsAs[st]; ok && c.nextUpstream(ft) {
+			c.peerFailed = true
+		}
 	}
 	if end {
 		c.grpcStatus = parseStatus(headerValue(f.Fields, "grpc-status"))
@@ -154,16 +350,24 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 			return
 		}
 		c.reqEnd = end
-		us := c.us.Load()
+		us := c.upstream()
 		if us == nil {
 			c.pend = append(c.pend, p...)
 			return
 		}
 		c.touch()
 		us.WriteData(p, end)
+		if c.replay {
+			c.keepSentLocked(p)
+		}
 		return
 	}
+	if s != c.upstream() {
+		s.Credit(len(p))
+		return // an earlier attempt's stream
+	}
 	c.touch()
+	c.commitLocked()
 	c.respBytes += int64(len(p))
 	c.msgs.feed(p)
 	c.cs.WriteData(p, end)
@@ -183,11 +387,23 @@ func (c *call) HandleReset(s *h2.Stream, err error) {
 	}
 	if s == c.cs {
 		// The client went away or cancelled: cancel upstream too.
-		if us := c.us.Load(); us != nil {
+		if us := c.upstream(); us != nil {
 			us.Reset(http2.ErrCodeCancel)
 		}
 		c.finishLocked(err, true)
 		return
+	}
+	if s != c.upstream() {
+		return // an earlier attempt's stream
+	}
+	if !c.respStarted {
+		// Before the response header, any upstream error is a failed
+		// attempt (error or invalid_header for nginx); a refused stream
+		// was not processed and may go to the next peer.
+		c.peerFailed = true
+		if refused(err) && c.retryLocked("error", err) {
+			return
+		}
 	}
 	msg := "upstream " + strconv.Quote(c.group.Name) + " (" + c.peer.Addr + ") "
 	var se *h2.StreamError
@@ -214,13 +430,33 @@ var errEOF = errors.New("EOF")
 // inside WriteData calls made under c.mu).
 func (c *call) HandleSent(s *h2.Stream, n int) {
 	if s == c.cs {
-		if us := c.us.Load(); us != nil {
+		if us := c.upstream(); us != nil {
 			us.Credit(n)
 		}
 		return
 	}
 	c.touch()
-	c.cs.Credit(n)
+	if a := c.up.Load(); a != nil && a.s == s {
+		c.creditClient(a.framed.Add(int64(n)))
+		return
+	}
+	c.creditClient(s.BytesSent()) // an earlier attempt's stream (rare)
+}
+
+// creditClient returns window to the client up to the longest prefix of
+// the request framed on any attempt: every attempt sends the request from
+// its first byte, and each byte is credited once.
+func (c *call) creditClient(framed int64) {
+	for {
+		old := c.credited.Load()
+		if framed <= old {
+			return
+		}
+		if c.credited.CompareAndSwap(old, framed) {
+			c.cs.Credit(int(framed - old))
+			return
+		}
+	}
 }
 
 func (c *call) touch() {
@@ -249,7 +485,7 @@ func (c *call) failLocked(code int, msg string, cause error) {
 		c.cs.Reset(http2.ErrCodeInternal)
 	}
 	c.grpcStatus = code
-	if us := c.us.Load(); us != nil {
+	if us := c.upstream(); us != nil {
 		us.Reset(http2.ErrCodeCancel)
 	}
 	if cause == nil {
@@ -269,17 +505,24 @@ func (c *call) finishLocked(err error, reset bool) {
 	if !c.reqEnd && !reset {
 		c.cs.ResetAfterEnd(http2.ErrCodeNo)
 	}
-	if us := c.us.Load(); us != nil && !reset && err == nil {
+	if us := c.upstream(); us != nil && !reset && err == nil {
 		us.Reset(http2.ErrCodeCancel) // no-op when it ended normally both ways
 	}
 	c.pend = nil
+	c.commitLocked()
+	c.reportLocked(err, reset)
+}
+
+// reportLocked tells the current peer how its attempt ended.
+func (c *call) reportLocked(err error, reset bool) {
 	c.peer.Done(upstream.Outcome{
 		GRPCStatus:    c.grpcStatus,
 		Reset:         reset,
 		Err:           err,
 		BytesSent:     c.reqBytes,
 		BytesReceived: c.respBytes,
-		Duration:      time.Since(c.start),
+		Duration:      time.Since(c.picked),
+		Failed:        c.peerFailed,
 	})
 }
 
@@ -316,6 +559,7 @@ func (c *call) onTimer() {
 		c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
 			strconv.Quote(c.group.Name), errDeadline)
 	case c.readTimeout > 0 && now.Sub(time.Unix(0, c.lastUp.Load())) >= c.readTimeout:
+		c.peerFailed = c.peerFailed || !c.respStarted // timeout reading the response header
 		c.failLocked(codeDeadlineExceeded, "upstream "+strconv.Quote(c.group.Name)+" ("+c.peer.Addr+
 			") timed out (grpc_read_timeout "+c.readTimeout.String()+")", errReadTimeout)
 	default:

@@ -3,7 +3,9 @@
 // pool of multiplexed HTTP/2 connections per server. It knows nothing about
 // client connections: the engine asks a Group for a Peer per stream, opens
 // the stream through the Peer's Pool, and reports how it ended with
-// Peer.Done.
+// Peer.Done, which feeds nginx's passive health (max_fails, fail_timeout;
+// see health.go). Retrying on another peer (grpc_next_upstream) is the
+// engine's: it asks again with PickNext.
 package upstream
 
 import (
@@ -11,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,7 +40,14 @@ type Outcome struct {
 	Err           error // proxy-side failure (connect, timeout, ...), nil on success
 	BytesSent     int64 // request bytes sent upstream
 	BytesReceived int64 // response bytes received from upstream
-	Duration      time.Duration
+	// Duration is the time since the peer was picked for this stream.
+	Duration time.Duration
+	// Failed marks an unsuccessful attempt as nginx counts it for
+	// max_fails: an error or timeout while connecting, sending the request
+	// or reading the response header, an invalid response header, and a
+	// listed http_5xx/http_429 (grpc_next_upstream). A gRPC status, a
+	// client cancel, an error after the response header are not failures.
+	Failed bool
 }
 
 // Group is one upstream group of the running configuration.
@@ -45,6 +56,15 @@ type Group struct {
 	Config *config.Upstream
 	Peers  []*Peer
 	picker atomic.Pointer[rrPicker]
+
+	// single: a group of one peer never marks it unavailable and never
+	// retries (nginx's peers->single).
+	single bool
+	// mu serializes changes of passive health state and picker rebuilds;
+	// the per-stream path never takes it while every peer is healthy.
+	mu sync.Mutex
+	// clock is time.Now; tests replace it.
+	clock func() time.Time
 }
 
 // Peer is one upstream server address.
@@ -56,9 +76,16 @@ type Peer struct {
 	Group   *Group
 	Pool    *Pool
 
+	// MaxFails and FailTimeout are the server's max_fails= and
+	// fail_timeout= (0 max fails: never marked unavailable).
+	MaxFails    int
+	FailTimeout time.Duration
+
 	active   atomic.Int64 // streams picked and not yet Done
 	requests atomic.Int64
 	failures atomic.Int64
+
+	health
 }
 
 // Active returns the number of streams in progress on the peer.
@@ -67,13 +94,22 @@ func (p *Peer) Active() int64 { return p.active.Load() }
 // Requests returns the number of streams ever picked for the peer.
 func (p *Peer) Requests() int64 { return p.requests.Load() }
 
-// Done reports the end of a stream picked with Group.Pick. It must be
-// called exactly once per pick. It is the seam for passive health checks
-// and least_conn (see ROADMAP).
+// Failures returns the number of unsuccessful attempts ever reported.
+func (p *Peer) Failures() int64 { return p.failures.Load() }
+
+// Done reports the end of a stream picked with Group.Pick or PickNext. It
+// must be called exactly once per pick. A successful stream on a healthy
+// peer costs two atomic operations; failures feed passive health (see
+// health.go).
 func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
-	if o.Err != nil {
+	if o.Failed {
 		p.failures.Add(1)
+		p.Group.failed(p)
+		return
+	}
+	if p.fails.Load() != 0 {
+		p.Group.succeeded(p, o.Duration)
 	}
 }
 
@@ -117,23 +153,62 @@ func NewGroup(u *config.Upstream, set *Set, opt GroupOptions) (*Group, error) {
 		}
 		for _, a := range addrs {
 			g.Peers = append(g.Peers, &Peer{
-				Addr:    a,
-				Network: network,
-				Weight:  w,
-				Down:    sv.Down,
-				Group:   g,
-				Pool:    set.pool(u, network, a, opt),
+				Addr:        a,
+				Network:     network,
+				Weight:      w,
+				Down:        sv.Down,
+				Group:       g,
+				Pool:        set.pool(u, network, a, opt),
+				MaxFails:    sv.MaxFails,
+				FailTimeout: sv.FailTimeout,
 			})
 		}
 	}
+	g.single = len(g.Peers) == 1
 	g.picker.Store(newRRPicker(g.Peers))
 	return g, nil
 }
 
+// Single reports whether the group has one peer: nginx then never marks it
+// unavailable and never passes a request to a "next" server.
+func (g *Group) Single() bool { return g.single }
+
 // Pick chooses the peer for one stream: smooth weighted round robin, as
-// nginx, over the servers not marked down. It takes no lock.
+// nginx, over the servers neither marked down nor unavailable after
+// max_fails failures. Once a peer's fail_timeout has passed, the next
+// stream is its probe. While every peer is healthy it takes no lock and
+// does not allocate. ErrNoPeer means every peer is down or unavailable
+// (nginx's "no live upstreams").
 func (g *Group) Pick(info *StreamInfo) (*Peer, error) {
-	p := g.picker.Load().pick()
+	return g.pick(info, nil)
+}
+
+// PickNext chooses a peer for another attempt of a stream (nginx's
+// grpc_next_upstream), skipping the peers already tried.
+func (g *Group) PickNext(info *StreamInfo, tried []*Peer) (*Peer, error) {
+	return g.pick(info, tried)
+}
+
+func (g *Group) pick(info *StreamInfo, tried []*Peer) (*Peer, error) {
+	pk := g.picker.Load()
+	if pk.recheck != 0 {
+		var now time.Time
+		if info != nil {
+			now = info.Start
+		}
+		if now.IsZero() {
+			now = g.now()
+		}
+		if now.UnixNano() >= pk.recheck {
+			if p := g.probe(now, tried); p != nil {
+				p.active.Add(1)
+				p.requests.Add(1)
+				return p, nil
+			}
+			pk = g.picker.Load()
+		}
+	}
+	p := pk.pick(tried)
 	if p == nil {
 		return nil, ErrNoPeer
 	}
@@ -143,11 +218,15 @@ func (g *Group) Pick(info *StreamInfo) (*Peer, error) {
 }
 
 // rrPicker is an immutable snapshot of one round of nginx's smooth weighted
-// round robin: the order is computed once, and picking is an atomic
-// increment into it.
+// round robin over the available peers: the order is computed once, and
+// picking is an atomic increment into it. A change of a peer's
+// availability builds a new snapshot.
 type rrPicker struct {
 	order []*Peer
 	next  atomic.Uint64
+	// recheck is the earliest time (unix nanoseconds) at which an
+	// unavailable peer's fail_timeout ends; 0 when none is unavailable.
+	recheck int64
 }
 
 // maxRound caps the precomputed round; weights are reduced by their
@@ -155,13 +234,20 @@ type rrPicker struct {
 const maxRound = 1 << 16
 
 func newRRPicker(peers []*Peer) *rrPicker {
+	pk := &rrPicker{}
 	var live []*Peer
 	for _, p := range peers {
-		if !p.Down {
-			live = append(live, p)
+		if p.Down {
+			continue
 		}
+		if until := p.until.Load(); until != 0 {
+			if pk.recheck == 0 || until < pk.recheck {
+				pk.recheck = until
+			}
+			continue
+		}
+		live = append(live, p)
 	}
-	pk := &rrPicker{}
 	if len(live) == 0 {
 		return pk
 	}
@@ -197,12 +283,22 @@ func newRRPicker(peers []*Peer) *rrPicker {
 	return pk
 }
 
-func (p *rrPicker) pick() *Peer {
+// pick takes the next peer of the round, skipping those in tried (a
+// retry's exclusions: the rest of the round keeps its weights).
+func (p *rrPicker) pick(tried []*Peer) *Peer {
 	if len(p.order) == 0 {
 		return nil
 	}
 	n := p.next.Add(1) - 1
-	return p.order[n%uint64(len(p.order))]
+	if len(tried) == 0 {
+		return p.order[n%uint64(len(p.order))]
+	}
+	for i := range uint64(len(p.order)) {
+		if q := p.order[(n+i)%uint64(len(p.order))]; !slices.Contains(tried, q) {
+			return q
+		}
+	}
+	return nil
 }
 
 func gcd(a, b int) int {
