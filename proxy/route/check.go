@@ -96,6 +96,13 @@ func (t *Table) checkTemplates(h *config.HTTP) error {
 				return err
 			}
 		}
+		for _, lg := range st.AccessLogs {
+			if lg.If != nil {
+				if err := check(*lg.If, lg.Pos); err != nil {
+					return err
+				}
+			}
+		}
 		return check(st.GRPC.SSLName, pos)
 	}
 	var locs func([]*config.Location) error

@@ -85,6 +85,7 @@ var builtinVars = map[string]varKind{
 	"args":                      vArgs,
 	"query_string":              vArgs,
 	"is_args":                   vIsArgs,
+	"https":                     vHTTPS,
 	"content_type":              vContentType,
 	"content_length":            vContentLength,
 	"server_protocol":           vServerProtocol,
