@@ -12,20 +12,10 @@ import (
 var builtinVars = map[string]bool{}
 
 func init() {
-	for _, v := range strings.Fields(`remote_addr remote_port remote_user server_addr server_port
-		server_name scheme host hostname request request_method request_uri uri document_uri
-		args query_string content_type content_length server_protocol request_id
-		time_local time_iso8601 msec status request_time bytes_sent body_bytes_sent
-		request_length connection connection_requests pid upstream_addr upstream_status
-		upstream_response_time upstream_connect_time grpc_status grpc_message
-		proxy_add_x_forwarded_for`) {
+	for _, v := range config.Variables {
 		builtinVars[v] = true
 	}
 }
-
-// prefixVars are the families of variables named after a header, argument
-// or cookie.
-var prefixVars = []string{"http_", "sent_http_", "arg_", "cookie_"}
 
 // knownVar says whether gproxy can fill variable name; maps are checked by
 // the caller.
@@ -33,7 +23,7 @@ func knownVar(name string) bool {
 	if builtinVars[name] {
 		return true
 	}
-	for _, p := range prefixVars {
+	for _, p := range config.VariablePrefixes {
 		if strings.HasPrefix(name, p) && len(name) > len(p) {
 			return true
 		}

@@ -91,3 +91,21 @@ func TestAppendVarAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestVariablesAgreeWithParser keeps route's variable table and the list
+// the parser accepts the same, so a name -t accepts is never empty at run
+// time and route knows nothing the parser would reject.
+func TestVariablesAgreeWithParser(t *testing.T) {
+	listed := map[string]bool{}
+	for _, name := range config.Variables {
+		listed[name] = true
+		if _, ok := builtinVars[name]; !ok {
+			t.Errorf("parser accepts $%s but route cannot evaluate it", name)
+		}
+	}
+	for name := range builtinVars {
+		if !listed[name] {
+			t.Errorf("route evaluates $%s but config.Variables does not list it", name)
+		}
+	}
+}
