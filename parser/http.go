@@ -137,6 +137,9 @@ type httpState struct {
 	mapVars  map[string]bool
 	// listens maps an address to what the servers listening on it say.
 	listens map[string]*listenAddr
+	// logBuffers maps a buffered access log's path to its first
+	// definition: nginx opens each file once, with one buffer.
+	logBuffers map[string]config.Log
 }
 
 type listenAddr struct {

@@ -113,6 +113,22 @@ func setAccessLog(l *loader, b *block, n *lex.Node) error {
 	if lg.Flush != 0 && lg.Buffer == 0 {
 		return l.errf(n, "no buffer is defined for access_log \"%s\"", n.Args[0])
 	}
+	if lg.Buffer != 0 {
+		if strings.HasPrefix(lg.Path, "syslog:") {
+			return l.errf(n, "logs to syslog cannot be buffered")
+		}
+		hs := l.http
+		if prev, ok := hs.logBuffers[lg.Path]; ok {
+			if prev.Buffer != lg.Buffer || prev.Flush != lg.Flush {
+				return l.errf(n, "access_log \"%s\" already defined with conflicting parameters", n.Args[0])
+			}
+		} else {
+			if hs.logBuffers == nil {
+				hs.logBuffers = map[string]config.Log{}
+			}
+			hs.logBuffers[lg.Path] = lg
+		}
+	}
 	b.add(n.Name, func(s *config.Settings, fresh bool) {
 		if fresh {
 			s.AccessLogs = nil
