@@ -98,7 +98,8 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 		return rc, nil
 	}
 	// One group per upstream that a location passes to, with the largest
-	// grpc_send_timeout of those locations.
+	// grpc_send_timeout of those locations and grpc_socket_keepalive if any
+	// of them asks for it.
 	opts := map[*config.Upstream]*upstream.GroupOptions{}
 	var order []*config.Upstream
 	var walk func([]*config.Location) error
@@ -115,6 +116,7 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 					order = append(order, gp.Upstream)
 				}
 				o.SendTimeout = max(o.SendTimeout, l.Settings.GRPC.SendTimeout)
+				o.SocketKeepalive = o.SocketKeepalive || l.Settings.GRPC.SocketKeepalive
 			}
 			if err := walk(l.Locations); err != nil {
 				return err

@@ -118,6 +118,10 @@ type GroupOptions struct {
 	// SendTimeout is grpc_send_timeout: bound on one socket write on the
 	// group's connections (the largest of the locations using it).
 	SendTimeout time.Duration
+	// SocketKeepalive is grpc_socket_keepalive: TCP keepalive, with the
+	// system's timers, on the group's connections (on if any location
+	// using the group turns it on).
+	SocketKeepalive bool
 }
 
 // NewGroup builds a group. Balancing methods and server parameters gproxy

@@ -21,7 +21,7 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // Set holds the connection pools of all groups, keyed by upstream name and
 // address, so a reload that keeps an upstream keeps its connections.
 type Set struct {
-	dial DialFunc
+	dial DialFunc // nil: a net.Dialer per pool, with its keepalive setting
 	lim  h2.Limits
 
 	mu    sync.Mutex
@@ -34,11 +34,18 @@ type poolKey struct{ upstream, network, addr string }
 // codec limits of upstream connections (IdleTimeout, MaxRequests and
 // WriteTimeout are then set per upstream).
 func NewSet(dial DialFunc, lim h2.Limits) *Set {
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
-	}
 	return &Set{dial: dial, lim: lim, pools: make(map[poolKey]*Pool)}
+}
+
+// dialer is the plain TCP dialer. Go turns TCP keepalive on by default;
+// nginx leaves it off unless grpc_socket_keepalive is on, and then uses
+// the system's timers.
+func dialer(keepalive bool) DialFunc {
+	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: keepalive, Idle: -1, Interval: -1, Count: -1}}
+	if !keepalive {
+		d.KeepAlive = -1
+	}
+	return d.DialContext
 }
 
 func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *Pool {
@@ -64,8 +71,13 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pools[k]
-	if p == nil || p.lim != lim {
-		p = &Pool{network: network, addr: addr, dial: s.dial, lim: lim}
+	if p == nil || p.lim != lim || p.keepalive != opt.SocketKeepalive || p.maxAge != u.KeepaliveTime {
+		dial := s.dial
+		if dial == nil {
+			dial = dialer(opt.SocketKeepalive)
+		}
+		p = &Pool{network: network, addr: addr, dial: dial, lim: lim,
+			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime}
 		s.pools[k] = p
 	}
 	return p
@@ -91,9 +103,12 @@ type Pool struct {
 	network, addr string
 	dial          DialFunc
 	lim           h2.Limits
+	keepalive     bool          // grpc_socket_keepalive
+	maxAge        time.Duration // upstream keepalive_time: no new streams on an older connection
 
 	mu      sync.Mutex
 	conns   []*h2.Conn
+	retire  map[*h2.Conn]*time.Timer // keepalive_time timers of conns
 	dialing int
 	waiters []func(*h2.Conn, error)
 	closed  bool
@@ -172,6 +187,14 @@ func (p *Pool) dialOne(timeout time.Duration) {
 			c = nil
 		} else {
 			p.conns = append(p.conns, c)
+			if p.maxAge > 0 {
+				// Past keepalive_time the connection takes no new
+				// streams and closes once its streams are done.
+				if p.retire == nil {
+					p.retire = make(map[*h2.Conn]*time.Timer)
+				}
+				p.retire[c] = time.AfterFunc(p.maxAge, c.GoAway)
+			}
 		}
 	}
 	ws := p.waiters
@@ -240,6 +263,10 @@ func (p *Pool) HandleClose(c *h2.Conn, _ error) {
 			p.conns = append(p.conns[:i], p.conns[i+1:]...)
 			break
 		}
+	}
+	if t := p.retire[c]; t != nil {
+		t.Stop()
+		delete(p.retire, c)
 	}
 	p.mu.Unlock()
 }
