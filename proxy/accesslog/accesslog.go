@@ -144,9 +144,7 @@ func New(h *config.HTTP, t *route.Table, errlog *zap.Logger) (*Set, error) {
 	}
 	b := builder{s: s, h: h, errlog: errlog, policy: map[string]config.Log{}}
 	for _, st := range all {
-		if err := b.plan(st); err != nil {
-			return nil, err
-		}
+		b.plan(st)
 	}
 	for _, st := range all {
 		if err := b.add(st); err != nil {
@@ -165,29 +163,20 @@ type builder struct {
 	policy map[string]config.Log // by file path: the access_log that set buffer=
 }
 
-// plan checks the buffer= and flush= of every access_log, as nginx does
-// while reading them: syslog cannot be buffered, and all access_logs that
-// give buffer= for one file must agree ("already defined with conflicting
-// parameters"). A file's policy is then the one buffer= given for it, by
-// whichever access_log: nginx too buffers every line to a file once any of
-// its access_logs has a buffer.
-func (b *builder) plan(st *config.Settings) error {
+// plan finds each file's buffer policy: the one buffer= given for it, by
+// whichever access_log (nginx too buffers every line to a file once any of
+// its access_logs has a buffer). The parser has already rejected what
+// nginx rejects here: buffered syslog, and access_logs of one file that
+// disagree on buffer= or flush=.
+func (b *builder) plan(st *config.Settings) {
 	if st.AccessLogOff {
-		return nil
+		return
 	}
 	for _, lg := range st.AccessLogs {
-		if lg.Buffer == 0 {
-			continue
+		if lg.Buffer != 0 {
+			b.policy[lg.Path] = lg
 		}
-		if strings.HasPrefix(lg.Path, "syslog:") {
-			return fmt.Errorf("logs to syslog cannot be buffered%s", where(lg.Pos))
-		}
-		if prev, ok := b.policy[lg.Path]; ok && (prev.Buffer != lg.Buffer || prev.Flush != lg.Flush) {
-			return fmt.Errorf("access_log \"%s\" already defined with conflicting parameters%s", lg.Path, where(lg.Pos))
-		}
-		b.policy[lg.Path] = lg
 	}
-	return nil
 }
 
 // add resolves the Logger of one server's or location's settings.

@@ -237,13 +237,6 @@ server { listen 127.0.0.1:30052; server_name other; }`)
 
 func TestConfigErrors(t *testing.T) {
 	cases := []struct{ conf, want string }{
-		{`server { listen 127.0.0.1:1; access_log {DIR}/x.log combined buffer=32k; access_log {DIR}/x.log combined buffer=64k; }`,
-			`access_log "{DIR}/x.log" already defined with conflicting parameters in {DIR}/nginx.conf:3`},
-		{`server { listen 127.0.0.1:1; access_log {DIR}/x.log combined buffer=32k flush=1s; }
-		  server { listen 127.0.0.1:2; access_log {DIR}/x.log combined buffer=32k flush=2s; }`,
-			`access_log "{DIR}/x.log" already defined with conflicting parameters in {DIR}/nginx.conf:4`},
-		{`server { listen 127.0.0.1:1; access_log syslog:server=127.0.0.1 combined buffer=32k; }`,
-			`logs to syslog cannot be buffered in {DIR}/nginx.conf:3`},
 		{`server { listen 127.0.0.1:1; access_log syslog:server=127.0.0.1,tag=a-b; }`,
 			`syslog "tag" only allows alphanumeric characters and underscore`},
 		{`server { listen 127.0.0.1:1; access_log syslog:facility=local0; }`, `no syslog server specified`},
