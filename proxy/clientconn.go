@@ -32,7 +32,7 @@ type clientConn struct {
 // large_client_header_buffers, keepalive_timeout, keepalive_requests.
 // nginx takes them from the listener's default server, as here, since the
 // virtual server is not known when the connection starts.
-func clientLimits(st config.Settings) h2.Limits {
+func clientLimits(st *config.Settings) h2.Limits {
 	l := h2.DefaultLimits()
 	if st.HTTP2MaxConcurrentStreams > 0 {
 		l.MaxConcurrentStreams = uint32(st.HTTP2MaxConcurrentStreams)
@@ -145,7 +145,11 @@ func respond(s *h2.Stream, a *route.Action, method string) {
 		s.WriteHeaders(fields, false)
 		s.WriteData([]byte(body), true)
 	}
-	s.ResetAfterEnd(http2.ErrCodeNo)
+	// A request body still coming is read and discarded, as nginx does
+	// for `return`, rather than cut off with RST_STREAM: the stream stays
+	// half-closed (local) until the client ends it, so its frames are
+	// still checked (content-length, flow control) and counted against
+	// http2_max_concurrent_streams.
 }
 
 // actionBody is the body nginx sends for an action: the return text, or

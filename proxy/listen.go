@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -96,49 +97,199 @@ func (s *Server) acceptLoop(ln *listener) {
 // client_header_timeout default).
 const sniffTimeout = 60 * time.Second
 
-// serveConn tells HTTP/2 (prior knowledge) from HTTP/1.x by the first 24
+// serveConn tells HTTP/2 (prior knowledge) from HTTP/1.x by the first
 // bytes and serves the connection. For HTTP/2 this goroutine becomes the
-// connection's reader.
+// connection's reader, so every frame on its stack stays for the life of
+// the connection and decides whether an idle connection's stack can shrink
+// to 4 KiB: sniffing and setting up happen in calls that return first.
 func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
-	var buf [len(h2.ClientPreface)]byte
-	n := 0
+	if s.sniffConn(ln, nc) {
+		s.serveHTTP2(ln, nc)
+	}
+}
+
+// sniffConn reads the first bytes of nc and serves or closes it unless it
+// is HTTP/2 for an http2 listener, which it reports.
+//
+//go:noinline
+func (s *Server) sniffConn(ln *listener, nc net.Conn) bool {
 	nc.SetReadDeadline(time.Now().Add(sniffTimeout))
-	for n < len(buf) {
-		m, err := nc.Read(buf[n:])
+	proto, head, err := sniff(nc)
+	if err != nil {
+		nc.Close()
+		return false
+	}
+	nc.SetReadDeadline(time.Time{})
+	switch {
+	case proto == protoHTTP2 && ln.http2:
+		return true
+	case proto == protoHTTP2:
+		refuseHTTP2(nc)
+	case proto == protoInvalid && ln.http2:
+		// RFC 9113 3.4: an invalid preface is a connection error of
+		// type PROTOCOL_ERROR.
+		goAwayAndClose(nc, http2.ErrCodeProtocol, "gproxy: invalid HTTP/2 connection preface")
+	default:
+		// A listener without http2 speaks HTTP/1.x only, as nginx's does:
+		// whatever arrives is net/http's to answer.
+		s.serveHTTP1(ln, &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(head), nc)})
+	}
+	return false
+}
+
+// protocol is what the first bytes of a connection turn out to be.
+type protocol uint8
+
+const (
+	protoUndecided protocol = iota // more bytes are needed
+	protoHTTP2                     // the HTTP/2 client connection preface
+	protoHTTP1                     // an HTTP/1.x request line
+	protoInvalid                   // neither
+)
+
+// maxRequestLine bounds how much sniffing reads to recognise an HTTP/1.x
+// request line: the default large_client_header_buffers size, nginx's own
+// limit on a request line. A longer line that still looks like one is left
+// to the HTTP/1 server to refuse.
+const maxRequestLine = 8 << 10
+
+// sniff reads the first bytes of nc until they are known to be the HTTP/2
+// preface, an HTTP/1.x request line, or neither. It never reads past the
+// preface, so the HTTP/2 codec starts at the first frame; for anything
+// else it returns the bytes read, to be replayed.
+func sniff(nc net.Conn) (protocol, []byte, error) {
+	var pre [len(h2.ClientPreface)]byte
+	n := 0
+	for n < len(pre) {
+		m, err := nc.Read(pre[n:])
 		n += m
-		if string(buf[:n]) != h2.ClientPreface[:n] {
+		if string(pre[:n]) != h2.ClientPreface[:n] {
 			break
 		}
 		if err != nil {
-			nc.Close()
-			return
+			return protoInvalid, nil, err
 		}
 	}
-	nc.SetReadDeadline(time.Time{})
-	if n == len(buf) && string(buf[:]) == h2.ClientPreface {
-		if !ln.http2 {
-			refuseHTTP2(nc)
-			return
-		}
-		s.serveHTTP2(ln, nc)
-		return
+	if n == len(pre) && string(pre[:]) == h2.ClientPreface {
+		return protoHTTP2, nil, nil
 	}
-	s.serveHTTP1(ln, &prefixConn{Conn: nc, r: io.MultiReader(strings.NewReader(string(buf[:n])), nc)})
+	b := append(make([]byte, 0, 256), pre[:n]...)
+	for {
+		if p := classifyRequestLine(b); p != protoUndecided {
+			return p, b, nil
+		}
+		if len(b) >= maxRequestLine {
+			return protoHTTP1, b, nil
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := nc.Read(b[len(b):min(cap(b), maxRequestLine)])
+		b = b[:len(b)+m]
+		if err != nil && m == 0 {
+			return protoInvalid, nil, err
+		}
+	}
+}
+
+// classifyRequestLine tells whether b begins with an HTTP/1.x request line
+// (RFC 9112 3: method SP request-target SP HTTP-version CRLF), is a prefix
+// of one, or is not one. The version is what sets HTTP/1 apart from bytes
+// that merely start with a word and a space.
+func classifyRequestLine(b []byte) protocol {
+	i := 0
+	for i < len(b) && isTokenChar(b[i]) {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return protoUndecided
+	case i == 0 || b[i] != ' ':
+		return protoInvalid
+	}
+	i++
+	start := i
+	for i < len(b) && b[i] > ' ' && b[i] != 0x7f {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return protoUndecided
+	case i == start || b[i] != ' ':
+		return protoInvalid // no target, or HTTP/0.9 (no version)
+	}
+	i++
+	// HTTP-version is "HTTP/1." DIGIT; '#' stands for the digit. The line
+	// then ends with CRLF or a bare LF (RFC 9112 2.2).
+	for _, want := range []byte("HTTP/1.#") {
+		if i == len(b) {
+			return protoUndecided
+		}
+		c := b[i]
+		if want == '#' && (c < '0' || c > '9') || want != '#' && c != want {
+			return protoInvalid
+		}
+		i++
+	}
+	switch {
+	case i == len(b):
+		return protoUndecided
+	case b[i] == '\r' || b[i] == '\n':
+		return protoHTTP1
+	}
+	return protoInvalid
+}
+
+// isTokenChar reports whether c may appear in a method (RFC 9110 5.6.2).
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // refuseHTTP2 answers an HTTP/2 client on a listener without http2 (nginx
 // would speak only HTTP/1.1 there) with a GOAWAY saying so, which gRPC
 // clients report.
 func refuseHTTP2(nc net.Conn) {
+	goAwayAndClose(nc, http2.ErrCodeHTTP11Required,
+		"gproxy: HTTP/2 is not enabled on this listener (add \"http2\" to its listen directive)")
+}
+
+// goAwayAndClose sends the server preface (SETTINGS) and a GOAWAY with
+// code and msg, then closes nc the way the codec does (lingering: see
+// h2's discardInput), so that the peer reads the GOAWAY rather than RST.
+func goAwayAndClose(nc net.Conn, code http2.ErrCode, msg string) {
 	defer nc.Close()
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
 	fr := http2.NewFramer(nc, nil)
 	fr.WriteSettings()
-	fr.WriteGoAway(0, http2.ErrCodeHTTP11Required,
-		[]byte("gproxy: HTTP/2 is not enabled on this listener (add \"http2\" to its listen directive)"))
+	if fr.WriteGoAway(0, code, []byte(msg)) != nil {
+		return
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	var buf [512]byte
+	for n := 0; n < lingerMaxBytes; {
+		m, err := nc.Read(buf[:])
+		if err != nil {
+			return
+		}
+		n += m
+	}
 }
+
+// Lingering close bounds, as in the codec: nginx's lingering_timeout, and
+// a byte count past which the peer is not worth waiting for.
+const (
+	lingerTimeout  = 5 * time.Second
+	lingerMaxBytes = 1 << 20
+)
 
 // prefixConn replays sniffed bytes before reading the connection.
 type prefixConn struct {
@@ -148,11 +299,28 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// serveHTTP2 serves an HTTP/2 connection whose preface has been read; it
+// returns when the connection ends.
 func (s *Server) serveHTTP2(ln *listener, nc net.Conn) {
+	c := s.newClientConn(ln, nc)
+	if !s.track(c) {
+		nc.Close()
+		return
+	}
+	defer s.untrack(c)
+	c.h2.Serve()
+}
+
+// newClientConn sets up the HTTP/2 side of a client connection. It is kept
+// out of serveHTTP2 because its frame is large (limits, settings) and
+// serveHTTP2's frame stays on the reader's stack for the connection's life.
+//
+//go:noinline
+func (s *Server) newClientConn(ln *listener, nc net.Conn) *clientConn {
 	rc := s.cur.Load()
 	lim := h2.DefaultLimits()
 	if l := rc.listeners[ln.key]; l != nil && l.DefaultServer() != nil {
-		lim = clientLimits(l.DefaultServer().Settings)
+		lim = clientLimits(&l.DefaultServer().Settings)
 	}
 	c := &clientConn{
 		srv:    s,
@@ -162,12 +330,7 @@ func (s *Server) serveHTTP2(ln *listener, nc net.Conn) {
 		local:  nc.LocalAddr(),
 	}
 	c.h2 = h2.NewConn(nc, nil, h2.Server, lim, c)
-	if !s.track(c) {
-		nc.Close()
-		return
-	}
-	defer s.untrack(c)
-	c.h2.Serve()
+	return c
 }
 
 // connQueue is a net.Listener fed with sniffed HTTP/1 connections, so one

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -103,8 +104,9 @@ type Conn struct {
 	h    ConnHandler
 
 	// Reader goroutine only.
-	br         *bufio.Reader
+	rd         reader
 	fr         *http2.Framer
+	bigFrame   bool // fr has read a frame whose payload it may still pin
 	gotFrame   bool // a frame arrived since the last read timeout
 	sawSetting bool // the peer's first SETTINGS arrived
 
@@ -125,6 +127,10 @@ type Conn struct {
 	// closeWhenDrained: close the socket once output is flushed (set when a
 	// GOAWAY'd connection has no streams left).
 	closeWhenDrained bool
+	// lingering: our side is shut down (FIN sent after the last frame);
+	// the reader drops what still arrives until the peer closes or
+	// lingerTimeout passes.
+	lingering atomic.Bool
 
 	streams      map[uint32]*Stream
 	active       int // streams in the map
@@ -173,24 +179,32 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 	if role == Client {
 		c.ready = make(chan struct{})
 	}
-	rd := io.Reader(&connReader{c: c})
+	c.rd.c = c
 	if br != nil && br.Buffered() > 0 {
-		rd = io.MultiReader(bytes.NewReader(peek(br)), rd)
+		b, _ := br.Peek(br.Buffered())
+		c.rd.pre = append([]byte(nil), b...)
 	}
-	c.br = bufio.NewReaderSize(rd, lim.ReadBufferSize)
-	c.fr = http2.NewFramer(io.Discard, c.br)
-	c.fr.SetReuseFrames()
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = lim.MaxHeaderListSize
+	c.fr = c.newFramer(hpack.NewDecoder(4096, nil))
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	return c
 }
 
-// peek drains what br has buffered.
-func peek(br *bufio.Reader) []byte {
-	b, _ := br.Peek(br.Buffered())
-	return append([]byte(nil), b...)
+// newFramer makes the frame parser over c.rd. dec carries the HPACK
+// decoding context, which outlives any one Framer.
+func (c *Conn) newFramer(dec *hpack.Decoder) *http2.Framer {
+	fr := http2.NewFramer(io.Discard, &c.rd)
+	fr.SetReuseFrames()
+	// We never raise SETTINGS_MAX_FRAME_SIZE, so anything larger than
+	// its initial value is a FRAME_SIZE_ERROR (RFC 9113 4.2). The Framer's
+	// own default is the protocol maximum, 2^24-1.
+	fr.SetMaxReadFrameSize(initialMaxFrameSize)
+	fr.ReadMetaHeaders = dec
+	fr.MaxHeaderListSize = c.lim.MaxHeaderListSize
+	return fr
 }
+
+// initialMaxFrameSize is SETTINGS_MAX_FRAME_SIZE's initial value.
+const initialMaxFrameSize = 1 << 14
 
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
@@ -202,6 +216,20 @@ func (c *Conn) Ready() <-chan struct{} { return c.ready }
 // Serve sends our preface and SETTINGS, then reads and dispatches frames
 // until the connection ends. It returns the error that ended it.
 func (c *Conn) Serve() error {
+	c.start()
+	c.armReadDeadline(time.Now())
+	err := c.readLoop()
+	c.rd.r = c.rd.w // what is left unread is of no use now
+	c.rd.release()
+	c.shutdown(err)
+	return err
+}
+
+// start queues our preface and SETTINGS. It is kept out of Serve, whose
+// frame stays on the reader's stack for the connection's life.
+//
+//go:noinline
+func (c *Conn) start() {
 	c.mu.Lock()
 	if c.role == Client {
 		c.out = append(c.out, ClientPreface...)
@@ -223,33 +251,30 @@ func (c *Conn) Serve() error {
 	}
 	c.kickLocked()
 	c.mu.Unlock()
-
-	c.armReadDeadline(time.Now())
-	err := c.readLoop()
-	c.shutdown(err)
-	return err
 }
 
 // readLoop reads frames until an error.
 func (c *Conn) readLoop() error {
 	for {
+		if c.rd.drained() && c.ActiveStreams() == 0 {
+			if err := c.waitIdle(); err != nil {
+				return err
+			}
+		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				c.streamProtocolError(se.StreamID, se.Code)
-				continue
+			if err = c.readError(err); err != nil {
+				return err
 			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				return c.connError(http2.ErrCode(ce), err)
-			}
-			if errors.Is(err, http2.ErrFrameTooLarge) {
-				return c.connError(http2.ErrCodeFrameSize, err)
-			}
-			return err
+			continue
+		}
+		if c.lingering.Load() {
+			continue // we are done with this connection: drop what comes
 		}
 		c.gotFrame = true
+		if f.Header().Length > bigFrameLen {
+			c.bigFrame = true
+		}
 		if !c.sawSetting {
 			sf, ok := f.(*http2.SettingsFrame)
 			if !ok || sf.IsAck() {
@@ -260,6 +285,24 @@ func (c *Conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+// readError handles an error from ReadFrame: a stream error resets that
+// stream and reading goes on (nil); anything else ends the connection.
+func (c *Conn) readError(err error) error {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		c.streamProtocolError(se.StreamID, se.Code)
+		return nil
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		return c.connError(http2.ErrCode(ce), err)
+	}
+	if errors.Is(err, http2.ErrFrameTooLarge) {
+		return c.connError(http2.ErrCodeFrameSize, err)
+	}
+	return err
 }
 
 func (c *Conn) dispatch(f http2.Frame) error {
@@ -298,8 +341,49 @@ func (c *Conn) connError(code http2.ErrCode, err error) error {
 		c.kickLocked()
 	}
 	c.mu.Unlock()
-	c.flushAndWait(time.Second)
+	c.discardInput()
 	return err
+}
+
+// Lingering close, as nginx's lingering_close: closing a socket with unread
+// input makes the kernel send RST, and a peer that gets RST may discard the
+// GOAWAY we sent just before, never learning why the connection ended. So
+// after the last frame we only shut down our side and read (and drop) what
+// the peer still sends, for a bounded time and amount, before closing.
+const (
+	lingerTimeout  = 5 * time.Second // nginx's lingering_timeout
+	lingerMaxBytes = 1 << 20
+)
+
+// discardInput reads and drops input until the peer closes, an error, the
+// linger time or the byte bound. The writer half-closes the socket once the
+// GOAWAY is out (closeDrained).
+func (c *Conn) discardInput() {
+	c.mu.Lock()
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.mu.Unlock()
+	var buf [512]byte
+	for n := 0; n < lingerMaxBytes; {
+		m, err := c.nc.Read(buf[:])
+		if err != nil {
+			return
+		}
+		n += m
+	}
+}
+
+// closeDrained ends a connection whose output has all been written: it
+// half-closes, leaving the reader lingerTimeout to see the peer close, or
+// closes outright if the connection cannot half-close.
+func (c *Conn) closeDrained() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.mu.Lock()
+		c.lingering.Store(true)
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		c.mu.Unlock()
+		return
+	}
+	c.nc.Close()
 }
 
 // streamProtocolError resets one stream for a stream-level protocol error
@@ -583,6 +667,18 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			c.mu.Unlock()
 			return nil
 		}
+		if f.Truncated {
+			// Over MaxHeaderListSize (large_client_header_buffers): the
+			// Framer dropped fields, so the request must not go on. 431,
+			// as nginx and Go's server answer.
+			c.writeHeadersLocked(id, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true)
+			if !f.StreamEnded() {
+				c.out = appendRST(c.out, id, http2.ErrCodeNo)
+			}
+			c.kickLocked()
+			c.mu.Unlock()
+			return nil
+		}
 		s = c.newStreamLocked(id, discard{})
 		s.contentLength = contentLength(f)
 		c.started++
@@ -606,6 +702,14 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.resetLocked(s, http2.ErrCodeStreamClosed)
 		c.mu.Unlock()
 		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeStreamClosed})
+		return nil
+	}
+	if f.Truncated {
+		// Response headers or trailers over our MaxHeaderListSize: passing
+		// on what is left would change the message.
+		c.resetLocked(s, http2.ErrCodeProtocol)
+		c.mu.Unlock()
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeProtocol, Err: errHeaderListSize})
 		return nil
 	}
 	if c.role == Server {
@@ -632,6 +736,8 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s.h.HandleHeaders(s, f)
 	return nil
 }
+
+var errHeaderListSize = errors.New("h2: header list larger than SETTINGS_MAX_HEADER_LIST_SIZE")
 
 // checkRequest applies RFC 9113 8.3.1 and 8.2.2 to request headers.
 func checkRequest(f *http2.MetaHeadersFrame) http2.ErrCode {
@@ -845,19 +951,17 @@ func (c *Conn) Err() error {
 	return c.closeErr
 }
 
-// connReader is the reader under the bufio.Reader. It turns read deadlines
-// into keepalive_timeout and liveness PINGs without resetting a deadline
-// per frame: the deadline fires periodically and onReadTimeout decides.
-type connReader struct{ c *Conn }
-
-func (r *connReader) Read(p []byte) (int, error) {
+// readNet reads from the socket. It turns read deadlines into
+// keepalive_timeout and liveness PINGs without resetting a deadline per
+// frame: the deadline fires periodically and onReadTimeout decides.
+func (c *Conn) readNet(p []byte) (int, error) {
 	for {
-		n, err := r.c.nc.Read(p)
+		n, err := c.nc.Read(p)
 		if n > 0 || err == nil {
 			return n, err
 		}
 		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || !r.c.onReadTimeout() {
+		if !errors.As(err, &ne) || !ne.Timeout() || !c.onReadTimeout() {
 			return n, err
 		}
 	}
@@ -870,7 +974,7 @@ func (c *Conn) onReadTimeout() bool {
 	c.mu.Lock()
 	idle := c.active == 0
 	idleFor := now.Sub(c.idleSince)
-	if c.closed || idle && c.lim.IdleTimeout > 0 && idleFor >= c.lim.IdleTimeout {
+	if c.closed || c.lingering.Load() || idle && c.lim.IdleTimeout > 0 && idleFor >= c.lim.IdleTimeout {
 		c.mu.Unlock()
 		return false
 	}
@@ -900,11 +1004,14 @@ func (c *Conn) armReadDeadline(now time.Time) {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lingering.Load() {
+		return // closeDrained set the deadline
+	}
 	if c.active == 0 && c.lim.IdleTimeout > 0 {
 		if rest := c.lim.IdleTimeout - now.Sub(c.idleSince); rest > 0 && rest < d {
 			d = rest
 		}
 	}
-	c.mu.Unlock()
 	c.nc.SetReadDeadline(now.Add(d))
 }

@@ -8,7 +8,8 @@
 // Threading model: each Conn has exactly one reader goroutine (Serve), which
 // calls the handlers, and at most one writer goroutine, started when output
 // is queued and exiting when the output buffer is empty, so an idle
-// connection costs one parked goroutine. Streams have no goroutines. All
+// connection costs one parked goroutine (on a shallow stack) and no
+// buffers. Streams have no goroutines. All
 // stream and connection state is guarded by the Conn's mutex; handlers are
 // always called without it held, so a handler may write to other
 // connections freely.
@@ -71,8 +72,9 @@ type Limits struct {
 	// streams; either closes once its streams finish. 0 means unlimited.
 	MaxRequests int
 
-	// ReadBufferSize is the size of the connection's read buffer. Large
-	// frame payloads bypass it, so it can stay small.
+	// ReadBufferSize is the size of the read buffer a connection borrows
+	// from a pool while it has input to parse; an idle connection holds
+	// none. Large frame payloads bypass it, so it can stay small.
 	ReadBufferSize int
 }
 

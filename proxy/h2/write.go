@@ -29,7 +29,7 @@ func putBuf(b []byte) {
 
 // kickLocked makes sure a writer will look at the connection.
 func (c *Conn) kickLocked() {
-	if c.writing || c.closed && !c.closeWhenDrained {
+	if c.writing || c.lingering.Load() || c.closed && !c.closeWhenDrained {
 		return
 	}
 	c.writing = true
@@ -51,7 +51,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			deliver(credits)
 			if closeNow {
-				c.nc.Close()
+				c.closeDrained()
 			}
 			return
 		}

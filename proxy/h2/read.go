@@ -1,0 +1,103 @@
+package h2
+
+import "sync"
+
+// Input path. An idle connection should cost little more than its socket
+// and its parked reader goroutine, so no read buffer stays with it: while
+// the connection has no open stream and nothing buffered, the reader waits
+// in a read into a small array on its own stack (waitIdle) and borrows a
+// pooled buffer only when bytes arrive; the buffer goes back to the pool
+// the next time the connection is idle and drained. A busy connection keeps
+// its buffer, so the request path pays nothing extra.
+
+// bigFrameLen is the payload size above which the Framer is replaced when
+// the connection next goes idle: http2.Framer keeps its largest payload
+// buffer for good, up to 16 KiB per connection.
+const bigFrameLen = 1 << 10
+
+var readPool sync.Pool // of *[]byte
+
+// getReadBuf borrows a read buffer of size bytes.
+func getReadBuf(size int) *[]byte {
+	if v, ok := readPool.Get().(*[]byte); ok && cap(*v) >= size {
+		*v = (*v)[:size]
+		return v
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+// reader is the buffered reader under the Framer.
+type reader struct {
+	c    *Conn
+	pre  []byte  // bytes read from the socket before NewConn
+	bufp *[]byte // borrowed from readPool while bytes are pending, else nil
+	buf  []byte  // *bufp
+	r, w int     // unread bytes are buf[r:w]
+}
+
+// drained reports whether no read byte is pending.
+func (b *reader) drained() bool { return b.r == b.w && len(b.pre) == 0 }
+
+// Read implements io.Reader for the Framer.
+func (b *reader) Read(p []byte) (int, error) {
+	if len(b.pre) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		if len(b.pre) == 0 {
+			b.pre = nil
+		}
+		return n, nil
+	}
+	if b.r == b.w {
+		if b.buf == nil {
+			b.borrow()
+		}
+		if len(p) >= len(b.buf) {
+			return b.c.readNet(p) // a large payload goes straight to its place
+		}
+		n, err := b.c.readNet(b.buf)
+		b.r, b.w = 0, n
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.r += n
+	return n, nil
+}
+
+func (b *reader) borrow() {
+	b.bufp = getReadBuf(b.c.lim.ReadBufferSize)
+	b.buf = *b.bufp
+}
+
+// release returns the buffer to the pool if nothing is pending in it.
+func (b *reader) release() {
+	if b.buf != nil && b.r == b.w {
+		readPool.Put(b.bufp)
+		b.bufp, b.buf, b.r, b.w = nil, nil, 0, 0
+	}
+}
+
+// waitIdle waits, with no buffer borrowed, for the next bytes of an idle
+// connection. Called by the reader when no stream is open and nothing is
+// buffered.
+func (c *Conn) waitIdle() error {
+	c.rd.release()
+	if c.bigFrame {
+		// Only a new Framer lets go of the old one's payload buffer; the
+		// HPACK context moves over. Between ReadFrame calls a Framer holds
+		// no other state (header blocks are read whole).
+		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
+		c.bigFrame = false
+	}
+	var small [32]byte
+	n, err := c.readNet(small[:])
+	if n == 0 {
+		return err
+	}
+	c.rd.borrow()
+	c.rd.r, c.rd.w = 0, copy(c.rd.buf, small[:n])
+	return nil
+}
