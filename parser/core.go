@@ -72,7 +72,15 @@ var logLevels = map[string]bool{
 func setErrorLog(l *loader, b *block, n *lex.Node) error {
 	lg := config.Log{Path: n.Args[0], Level: "error", Pos: l.pos(n)}
 	switch {
-	case lg.Path == "stderr", strings.HasPrefix(lg.Path, "syslog:"):
+	case lg.Path == "stderr":
+	case strings.HasPrefix(lg.Path, "syslog:"):
+		// Checked in every context: nginx rejects a bad destination
+		// before it looks at the level.
+		sl, err := l.parseSyslog(n, lg.Path)
+		if err != nil {
+			return err
+		}
+		lg.Syslog = sl
 	case strings.HasPrefix(lg.Path, "memory:"):
 		return l.errf(n, `"memory:" error log is not supported by gproxy`)
 	default:

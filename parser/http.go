@@ -271,16 +271,128 @@ func setServer(l *loader, _ *block, n *lex.Node) error {
 	return nil
 }
 
-// listenParams says what each listen parameter does: "flag" parameters
-// set a field, "ignore" ones change socket details gproxy leaves to the
-// OS, "unsupported" ones change the protocol in a way gproxy does not
-// speak.
-var listenParams = map[string]string{
-	"default_server": "flag", "default": "flag", "ssl": "flag", "http2": "flag", "reuseport": "flag",
-	"bind": "ignore", "deferred": "ignore",
-	"backlog=": "value", "ipv6only=": "value",
-	"rcvbuf=": "ignore", "sndbuf=": "ignore", "fastopen=": "ignore", "so_keepalive=": "ignore",
-	"proxy_protocol": "unsupported", "quic": "unsupported", "setfib=": "unsupported", "accept_filter=": "unsupported",
+// listenParam is one parameter of listen: set applies it to ln (p is the
+// whole parameter, v what follows "=") and returns nginx's message for an
+// invalid value, or "". socket marks a socket option: as in nginx, it
+// binds the address separately and may be given on one listen per address.
+type listenParam struct {
+	socket bool
+	set    func(ln *config.Listen, p, v string) string
+}
+
+// listenParams is the table of listen parameters, keyed by name (with the
+// "=" of those that take a value).
+var listenParams = map[string]listenParam{
+	"default_server": {set: func(ln *config.Listen, _, _ string) string { ln.DefaultServer = true; return "" }},
+	"default":        {set: func(ln *config.Listen, _, _ string) string { ln.DefaultServer = true; return "" }},
+	"ssl":            {set: func(ln *config.Listen, _, _ string) string { ln.SSL = true; return "" }},
+	"http2":          {set: func(ln *config.Listen, _, _ string) string { ln.HTTP2 = true; return "" }},
+
+	"bind":      {socket: true, set: func(ln *config.Listen, _, _ string) string { ln.Bind = true; return "" }},
+	"reuseport": {socket: true, set: func(ln *config.Listen, _, _ string) string { ln.ReusePort = true; return "" }},
+	"deferred":  {socket: true, set: func(ln *config.Listen, _, _ string) string { ln.Deferred = true; return "" }},
+	"backlog=": {socket: true, set: func(ln *config.Listen, p, v string) string {
+		n, ok := parseNum(v)
+		if !ok || n == 0 {
+			return `invalid backlog "` + p + `"`
+		}
+		ln.Backlog = n
+		return ""
+	}},
+	"rcvbuf=": {socket: true, set: func(ln *config.Listen, p, v string) string {
+		return listenBuffer(&ln.RcvBuf, "rcvbuf", p, v)
+	}},
+	"sndbuf=": {socket: true, set: func(ln *config.Listen, p, v string) string {
+		return listenBuffer(&ln.SndBuf, "sndbuf", p, v)
+	}},
+	"fastopen=": {socket: true, set: func(ln *config.Listen, p, v string) string {
+		n, ok := parseNum(v)
+		if !ok {
+			return `invalid fastopen "` + p + `"`
+		}
+		ln.FastOpen = n
+		return ""
+	}},
+	"ipv6only=": {socket: true, set: func(ln *config.Listen, p, v string) string {
+		switch v {
+		case "on":
+			ln.IPv6Only, ln.DualStack = true, false
+		case "off":
+			ln.IPv6Only, ln.DualStack = false, true
+		default:
+			return `invalid parameter "` + p + `"`
+		}
+		return ""
+	}},
+	"so_keepalive=": {socket: true, set: func(ln *config.Listen, _, v string) string {
+		ka, ok := parseSoKeepalive(v)
+		if !ok {
+			return `invalid so_keepalive value: "` + v + `"`
+		}
+		ln.SoKeepalive = ka
+		return ""
+	}},
+
+	// Parameters that change the protocol in a way gproxy does not speak
+	// (or that need another OS).
+	"proxy_protocol": {set: unsupportedListenParam},
+	"quic":           {set: unsupportedListenParam},
+	"setfib=":        {set: unsupportedListenParam},
+	"accept_filter=": {set: unsupportedListenParam},
+}
+
+func unsupportedListenParam(_ *config.Listen, p, _ string) string {
+	name, _, _ := strings.Cut(p, "=")
+	return `the "` + name + `" parameter of the "listen" directive is not supported by gproxy`
+}
+
+// listenBuffer parses rcvbuf= or sndbuf= (ngx_parse_size: k or m, no g)
+// into *dst. A size beyond what SO_RCVBUF takes is kept: the kernel caps
+// it at its maximum anyway (rmem_max, wmem_max).
+func listenBuffer(dst *int, name, p, v string) string {
+	n, ok := parseSize(v)
+	if !ok {
+		return "invalid " + name + ` "` + p + `"`
+	}
+	// 0 asks the kernel for its minimum buffer, and so does 1 (the kernel
+	// rounds both up); 0 in the typed config means "not given".
+	*dst = int(max(n, 1))
+	return ""
+}
+
+// parseSoKeepalive reads so_keepalive's value: on, off, or
+// [keepidle]:[keepintvl]:[keepcnt] with times in seconds-only nginx time
+// syntax ("30m::10"), at least one of them nonzero.
+func parseSoKeepalive(v string) (config.SoKeepalive, bool) {
+	switch v {
+	case "on":
+		return config.SoKeepalive{Set: true, On: true}, true
+	case "off":
+		return config.SoKeepalive{Set: true}, true
+	}
+	parts := strings.SplitN(v, ":", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	ka := config.SoKeepalive{Set: true, On: true}
+	for i, dst := range []*time.Duration{&ka.Idle, &ka.Interval} {
+		if parts[i] == "" {
+			continue
+		}
+		d, ok := parseTime(parts[i], true)
+		if !ok {
+			return ka, false
+		}
+		*dst = d
+	}
+	if parts[2] != "" {
+		n, ok := parseNum(parts[2])
+		if !ok {
+			return ka, false
+		}
+		ka.Count = n
+	}
+	return ka, ka.Idle != 0 || ka.Interval != 0 || ka.Count != 0
 }
 
 func setListen(l *loader, b *block, n *lex.Node) error {
@@ -316,44 +428,14 @@ func setListen(l *loader, b *block, n *lex.Node) error {
 		if i := strings.IndexByte(p, '='); i >= 0 {
 			key = p[:i+1]
 		}
-		kind, ok := listenParams[key]
+		param, ok := listenParams[key]
 		if !ok {
 			return l.errf(n, "invalid parameter \"%s\"", p)
 		}
-		val := p[len(key):]
-		switch kind {
-		case "unsupported":
-			return l.errf(n, `the "%s" parameter of the "listen" directive is not supported by gproxy`, strings.TrimSuffix(key, "="))
-		case "ignore":
-			hasOptions = true
+		if msg := param.set(&base, p, p[len(key):]); msg != "" {
+			return l.errf(n, "%s", msg)
 		}
-		switch key {
-		case "default_server", "default":
-			base.DefaultServer = true
-		case "ssl":
-			base.SSL = true
-		case "http2":
-			base.HTTP2 = true
-		case "reuseport":
-			base.ReusePort = true
-			hasOptions = true
-		case "backlog=":
-			v, ok := parseNum(val)
-			if !ok || v == 0 {
-				return l.errf(n, "invalid backlog \"%s\"", p)
-			}
-			base.Backlog = v
-			hasOptions = true
-		case "ipv6only=":
-			switch val {
-			case "on":
-				base.IPv6Only = true
-			case "off":
-			default:
-				return l.errf(n, "invalid parameter \"%s\"", p)
-			}
-			hasOptions = true
-		}
+		hasOptions = hasOptions || param.socket
 	}
 	ss := b.srv
 	for _, a := range addrs {

@@ -71,7 +71,14 @@ func setAccessLog(l *loader, b *block, n *lex.Node) error {
 		return nil
 	}
 	lg := config.Log{Path: n.Args[0], Format: "combined", Pos: l.pos(n)}
-	if !strings.HasPrefix(lg.Path, "syslog:") && lg.Path != "stderr" && lg.Path != "/dev/stderr" && lg.Path != "/dev/stdout" {
+	if strings.HasPrefix(lg.Path, "syslog:") {
+		// nginx checks the destination before the format name.
+		sl, err := l.parseSyslog(n, lg.Path)
+		if err != nil {
+			return err
+		}
+		lg.Syslog = sl
+	} else if lg.Path != "stderr" && lg.Path != "/dev/stderr" && lg.Path != "/dev/stdout" {
 		if strings.IndexByte(lg.Path, '$') >= 0 {
 			return l.errf(n, "access_log with variables in its path is not supported by gproxy")
 		}
@@ -114,7 +121,7 @@ func setAccessLog(l *loader, b *block, n *lex.Node) error {
 		return l.errf(n, "no buffer is defined for access_log \"%s\"", n.Args[0])
 	}
 	if lg.Buffer != 0 {
-		if strings.HasPrefix(lg.Path, "syslog:") {
+		if lg.Syslog != nil {
 			return l.errf(n, "logs to syslog cannot be buffered")
 		}
 		hs := l.http

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,50 +28,152 @@ type listener struct {
 	http2 bool
 	ln    net.Listener
 
+	// alerts are the socket options the kernel refused. nginx goes on
+	// without them, logging an alert for each, and so does gproxy: the
+	// accept loop logs them.
+	alerts []sockoptFailure
+
 	h1once sync.Once
 	h1     *http.Server
 	h1conn *connQueue
 }
 
-// listen opens the socket of l: SO_REUSEPORT for reuseport, IPV6_V6ONLY
-// for ipv6only, and the backlog= value (applied with a second listen(2),
-// which Linux allows on a listening socket).
-func listen(l *route.Listener) (*listener, error) {
-	network := l.Network
-	lc := net.ListenConfig{KeepAlive: -1}
-	if network == "tcp" {
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				if l.ReusePort {
-					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1)
-				}
-				if serr == nil && l.IPv6Only && strings.HasPrefix(l.Address, "[") {
-					serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1)
-				}
-			})
-			if err != nil {
-				return err
-			}
-			return serr
+// sockopt is one setsockopt(2) call on a listening socket.
+type sockopt struct {
+	name  string // as nginx's alerts name it: "TCP_KEEPIDLE"
+	value int
+}
+
+// sockoptFailure is a socket option the kernel refused.
+type sockoptFailure struct {
+	msg string
+	err error
+}
+
+// socketOptions lists the setsockopt(2) calls that l's listen parameters
+// ask for, in nginx's order. On Linux, accepted connections inherit the
+// buffer sizes and TCP keepalive settings of the listening socket, so
+// setting them once here gives every connection its so_keepalive, rcvbuf
+// and sndbuf, as in nginx.
+func socketOptions(l *route.Listener) []sockopt {
+	var opts []sockopt
+	add := func(name string, value int) { opts = append(opts, sockopt{name, value}) }
+	if l.ReusePort {
+		add("SO_REUSEPORT", 1)
+	}
+	if isIPv6(l) {
+		// nginx's ipv6only defaults to on, so that `listen [::]:80` and
+		// `listen 80` can both open; Go's default is dual stack.
+		add("IPV6_V6ONLY", boolInt(!l.DualStack))
+	}
+	if l.RcvBuf > 0 {
+		add("SO_RCVBUF", clampInt32(int64(l.RcvBuf)))
+	}
+	if l.SndBuf > 0 {
+		add("SO_SNDBUF", clampInt32(int64(l.SndBuf)))
+	}
+	if ka := l.SoKeepalive; ka.Set {
+		add("SO_KEEPALIVE", boolInt(ka.On))
+		if ka.Idle > 0 {
+			add("TCP_KEEPIDLE", clampInt32(int64(ka.Idle/time.Second)))
+		}
+		if ka.Interval > 0 {
+			add("TCP_KEEPINTVL", clampInt32(int64(ka.Interval/time.Second)))
+		}
+		if ka.Count > 0 {
+			add("TCP_KEEPCNT", clampInt32(int64(ka.Count)))
 		}
 	}
-	ln, err := lc.Listen(context.Background(), network, l.Address)
+	if l.FastOpen > 0 {
+		add("TCP_FASTOPEN", clampInt32(int64(l.FastOpen)))
+	}
+	if l.Deferred {
+		// One second, as nginx: the kernel cannot tell how long a
+		// connection waited, so a longer wait buys nothing.
+		add("TCP_DEFER_ACCEPT", 1)
+	}
+	return opts
+}
+
+// sameSocket reports whether b asks for the socket options and backlog of
+// a, so that a reload may keep a's open socket for b. (A reload that
+// changes them cannot keep it: options such as IPV6_V6ONLY and
+// SO_REUSEPORT take effect at bind time only.)
+func sameSocket(a, b *route.Listener) bool {
+	return a.Network == b.Network && a.Address == b.Address && a.Backlog == b.Backlog &&
+		slices.Equal(socketOptions(a), socketOptions(b))
+}
+
+// isIPv6 reports whether l is a TCP socket on an IPv6 address.
+func isIPv6(l *route.Listener) bool {
+	ap, err := netip.ParseAddrPort(l.Address)
+	return l.Network == "tcp" && err == nil && ap.Addr().Is6() && !ap.Addr().Is4In6()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// clampInt32 keeps v within a C int: a larger value, which nginx's
+// configuration accepts, would wrap; the kernel caps buffer sizes and
+// queue lengths at its own maxima and refuses too long keepalive times.
+func clampInt32(v int64) int { return int(min(v, math.MaxInt32)) }
+
+// listen opens the socket of l with the socket options of its listen
+// parameters (see socketOptions) and its backlog= (applied with a second
+// listen(2), which Linux allows on a listening socket). An option the
+// kernel refuses is an alert, not an error, as in nginx.
+func listen(l *route.Listener) (*listener, error) {
+	opts := socketOptions(l)
+	display := l.Address
+	if l.Network == "unix" {
+		display = "unix:" + l.Address
+	}
+	var alerts []sockoptFailure
+	fail := func(msg string, err error) {
+		alerts = append(alerts, sockoptFailure{msg + " for " + display + " failed, ignored", err})
+	}
+	lc := net.ListenConfig{
+		// Go turns TCP keepalive on (15 s) for every accepted connection
+		// unless told not to; nginx leaves it to so_keepalive, which the
+		// listening socket passes on to accepted connections.
+		KeepAlive: -1,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				for _, o := range opts {
+					if err := setsockopt(int(fd), o.name, o.value); err != nil {
+						fail(fmt.Sprintf("setsockopt(%s, %d)", o.name, o.value), err)
+					}
+				}
+			})
+		},
+	}
+	ln, err := lc.Listen(context.Background(), l.Network, l.Address)
 	if err != nil {
 		return nil, err
 	}
 	if l.Backlog > 0 {
 		if sc, ok := ln.(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil {
-				rc.Control(func(fd uintptr) { syscall.Listen(int(fd), l.Backlog) })
+				rc.Control(func(fd uintptr) {
+					if err := syscall.Listen(int(fd), l.Backlog); err != nil {
+						fail(fmt.Sprintf("listen(%d)", l.Backlog), err)
+					}
+				})
 			}
 		}
 	}
-	return &listener{key: l.Network + " " + l.Address, http2: l.HTTP2, ln: ln}, nil
+	return &listener{key: l.Network + " " + l.Address, http2: l.HTTP2, ln: ln, alerts: alerts}, nil
 }
 
 func (s *Server) acceptLoop(ln *listener) {
 	defer s.wg.Done()
+	for _, a := range ln.alerts {
+		s.log.Error(a.msg, zap.Error(a.err))
+	}
 	var delay time.Duration
 	for {
 		nc, err := ln.ln.Accept()
@@ -328,6 +434,7 @@ func (s *Server) newClientConn(ln *listener, nc net.Conn) *clientConn {
 		id:     s.connSeq.Add(1),
 		remote: nc.RemoteAddr(),
 		local:  nc.LocalAddr(),
+		start:  time.Now(),
 	}
 	c.h2 = h2.NewConn(nc, nil, h2.Server, lim, c)
 	return c
@@ -369,6 +476,7 @@ func (s *Server) serveHTTP1(ln *listener, nc net.Conn) {
 		ln.h1 = &http.Server{
 			Handler:           &http1Handler{srv: s, ln: ln},
 			ReadHeaderTimeout: sniffTimeout,
+			ConnContext:       s.http1ConnContext,
 			IdleTimeout:       idle,
 			ErrorLog:          zap.NewStdLog(s.log),
 		}

@@ -117,15 +117,14 @@ func openLogSet(logs []config.Log, fallback string) (*logSet, error) {
 		switch {
 		case lg.Path == "stderr":
 			w = zapcore.Lock(os.Stderr)
-		case strings.HasPrefix(lg.Path, "syslog:"):
-			sc, err := newSyslogCore(lg.Path, lvl)
-			if err != nil {
-				set.close()
-				return nil, err
-			}
+		case lg.Syslog != nil:
+			sc := newSyslogCore(*lg.Syslog, lvl)
 			set.syslogs = append(set.syslogs, sc)
 			cores = append(cores, sc)
 			continue
+		case strings.HasPrefix(lg.Path, "syslog:"):
+			set.close()
+			return nil, fmt.Errorf("error_log %q: destination not parsed", lg.Path)
 		case strings.HasPrefix(lg.Path, "memory:"):
 			set.close()
 			return nil, fmt.Errorf("error_log %q is not supported by gproxy", lg.Path)

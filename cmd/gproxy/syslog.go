@@ -1,93 +1,46 @@
 package main
 
 import (
-	"fmt"
-	"log/syslog"
-	"net"
-	"strings"
-
 	"go.uber.org/zap/zapcore"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/syslog"
 )
 
-// syslogFacilities are nginx's facility names and their numbers.
-var syslogFacilities = map[string]int{
-	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "intern": 5,
-	"lpr": 6, "news": 7, "uucp": 8, "clock": 9, "authpriv": 10, "ftp": 11,
-	"ntp": 12, "audit": 13, "alert": 14, "cron": 15,
-	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
-	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
+// maxErrorLine is nginx's NGX_MAX_ERROR_STR: longer error log lines are cut
+// there, which also keeps each one within a datagram.
+const maxErrorLine = 2048
+
+// levelSeverities are the syslog severities of error log entries, nginx's
+// level minus one; the severity= parameter plays no part for error_log, as
+// in nginx.
+var levelSeverities = map[zapcore.Level]int{
+	zapcore.DebugLevel:  syslog.Debug,
+	zapcore.InfoLevel:   syslog.Info,
+	zapcore.WarnLevel:   syslog.Warn,
+	zapcore.ErrorLevel:  syslog.Error,
+	zapcore.DPanicLevel: syslog.Crit,
+	zapcore.PanicLevel:  syslog.Alert,
+	zapcore.FatalLevel:  syslog.Emerg,
 }
 
-// syslogTarget is a parsed "syslog:server=...,facility=...,tag=..." path.
-type syslogTarget struct {
-	network, addr string
-	facility      int
-	tag           string
-}
-
-// parseSyslog reads nginx's syslog destination syntax. severity= only
-// matters for access logs and nohostname has no effect on Go's writer, so
-// both are accepted and ignored, as for nginx's error_log.
-func parseSyslog(path string) (syslogTarget, error) {
-	t := syslogTarget{network: "udp", facility: syslogFacilities["local7"], tag: "gproxy"}
-	params := strings.TrimPrefix(path, "syslog:")
-	for _, p := range strings.Split(params, ",") {
-		key, value, _ := strings.Cut(p, "=")
-		switch key {
-		case "server":
-			if sock, ok := strings.CutPrefix(value, "unix:"); ok {
-				t.network, t.addr = "unixgram", sock
-				continue
-			}
-			if _, _, err := net.SplitHostPort(value); err != nil {
-				value = net.JoinHostPort(strings.Trim(value, "[]"), "514")
-			}
-			t.addr = value
-		case "facility":
-			f, ok := syslogFacilities[value]
-			if !ok {
-				return t, fmt.Errorf("unknown syslog facility %q", value)
-			}
-			t.facility = f
-		case "tag":
-			t.tag = value
-		case "severity", "nohostname":
-		default:
-			return t, fmt.Errorf("unknown syslog parameter %q", p)
-		}
-	}
-	if t.addr == "" {
-		return t, fmt.Errorf("no syslog server specified in %q", path)
-	}
-	return t, nil
-}
-
-// syslogCore writes error log entries to syslog with a severity matching
-// each entry's level. Lines carry no time stamp: syslog adds its own.
+// syslogCore writes error log entries to a syslog destination. Each
+// message carries the whole error log line, time stamp included, as
+// nginx's do:
+//
+//	<187>Nov 25 08:49:53 host nginx: 2026/11/25 08:49:53 [error] 1234#0: message
+//
+// Failed sends are not reported: the error log is where they would go.
 type syslogCore struct {
 	zapcore.LevelEnabler
-	enc zapcore.Encoder
-	w   *syslog.Writer
+	enc  zapcore.Encoder
+	sink *syslog.Sink
 }
 
-// newSyslogCore dials the syslog destination named by path.
-func newSyslogCore(path string, lvl zapcore.Level) (*syslogCore, error) {
-	t, err := parseSyslog(path)
-	if err != nil {
-		return nil, err
-	}
-	w, err := syslog.Dial(t.network, t.addr, syslog.Priority(t.facility<<3)|syslog.LOG_ERR, t.tag)
-	if err != nil {
-		return nil, fmt.Errorf("syslog %s: %w", t.addr, err)
-	}
-	enc := zapcore.NewConsoleEncoder(zapcore.EncoderConfig{
-		LevelKey:         "level",
-		MessageKey:       "msg",
-		EncodeLevel:      newLevelEncoder(),
-		EncodeDuration:   zapcore.StringDurationEncoder,
-		ConsoleSeparator: " ",
-	})
-	return &syslogCore{LevelEnabler: lvl, enc: enc, w: w}, nil
+// newSyslogCore makes the core of one error_log syslog destination; it
+// connects on the first message, as nginx does.
+func newSyslogCore(cfg config.Syslog, lvl zapcore.Level) *syslogCore {
+	return &syslogCore{LevelEnabler: lvl, enc: newEncoder(), sink: syslog.New(cfg, nil)}
 }
 
 // With implements zapcore.Core.
@@ -96,7 +49,7 @@ func (c *syslogCore) With(fields []zapcore.Field) zapcore.Core {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	return &syslogCore{LevelEnabler: c.LevelEnabler, enc: enc, w: c.w}
+	return &syslogCore{LevelEnabler: c.LevelEnabler, enc: enc, sink: c.sink}
 }
 
 // Check implements zapcore.Core.
@@ -113,24 +66,17 @@ func (c *syslogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	if err != nil {
 		return err
 	}
-	msg := strings.TrimSuffix(buf.String(), "\n")
-	buf.Free()
-	switch {
-	case e.Level >= zapcore.DPanicLevel:
-		return c.w.Crit(msg)
-	case e.Level >= zapcore.ErrorLevel:
-		return c.w.Err(msg)
-	case e.Level == zapcore.WarnLevel:
-		return c.w.Warning(msg)
-	case e.Level == zapcore.InfoLevel:
-		return c.w.Info(msg)
-	default:
-		return c.w.Debug(msg)
+	defer buf.Free()
+	line := buf.Bytes()
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
 	}
+	line = line[:min(len(line), maxErrorLine)]
+	return c.sink.Send(levelSeverities[e.Level], line)
 }
 
 // Sync implements zapcore.Core.
 func (c *syslogCore) Sync() error { return nil }
 
 // Close closes the connection to syslog.
-func (c *syslogCore) Close() error { return c.w.Close() }
+func (c *syslogCore) Close() error { return c.sink.Close() }

@@ -54,7 +54,36 @@ type Log struct {
 	Buffer int
 	Flush  time.Duration
 	If     *Template
+	// Syslog is the parsed destination when Path starts with "syslog:",
+	// nil otherwise.
+	Syslog *Syslog
 	Pos    Pos
+}
+
+// Syslog is a "syslog:server=...,facility=...,severity=...,tag=...,
+// nohostname" destination of error_log or access_log, checked and resolved
+// as nginx does while reading its configuration. It is comparable: two
+// equal values name the same destination.
+type Syslog struct {
+	// Server is the server= value as written ("127.0.0.1", "[::1]:5514",
+	// "unix:/dev/log"), for messages.
+	Server string
+	// Network is "udp" or "unixgram". Addr is where messages go: the first
+	// address Server resolved to when the configuration was read, with
+	// its port (514 unless given), or the socket's path.
+	Network, Addr string
+	// Facility is 0 (kern) to 23 (local7); local7 unless facility= is
+	// given.
+	Facility int
+	// Severity is 0 (emerg) to 7 (debug); info unless severity= is given.
+	// It applies to access logs: an error log message carries the
+	// severity of its own level, as in nginx.
+	Severity int
+	// Tag is the TAG field: "nginx" unless tag= is given ("tag=" alone
+	// gives an empty tag, as in nginx).
+	Tag string
+	// NoHostname leaves the HOSTNAME field out (nohostname).
+	NoHostname bool
 }
 
 // HTTP is the http block.
@@ -187,6 +216,12 @@ type Server struct {
 }
 
 // Listen is one listen directive.
+//
+// Bind and every socket option (ReusePort, Backlog, IPv6Only, DualStack,
+// Deferred, RcvBuf, SndBuf, FastOpen, SoKeepalive) give the address a
+// socket of its own even beside a wildcard listen on the same port, as
+// nginx's implied bind does; nginx accepts socket options on one listen
+// per address only.
 type Listen struct {
 	Network       string // "tcp" or "unix"
 	Address       string // "host:port" ("0.0.0.0:80", "[::1]:8080") or socket path
@@ -195,8 +230,37 @@ type Listen struct {
 	DefaultServer bool
 	ReusePort     bool
 	Backlog       int // 0 = system default (511 on Linux for nginx)
-	IPv6Only      bool
-	Pos           Pos
+	// IPv6Only is ipv6only=on. An IPv6 socket is IPv6-only unless
+	// DualStack (ipv6only=off) is set: nginx's default is on.
+	IPv6Only  bool
+	DualStack bool // ipv6only=off: an IPv6 wildcard accepts IPv4 too
+	// Bind is the bind parameter: bind(2) this address separately rather
+	// than let a wildcard listen on its port serve it.
+	Bind bool
+	// Deferred is the deferred parameter: TCP_DEFER_ACCEPT (1 s, as
+	// nginx), so accept waits for the client's first bytes.
+	Deferred bool
+	// RcvBuf and SndBuf are rcvbuf= and sndbuf= in bytes (SO_RCVBUF,
+	// SO_SNDBUF); 0 = not given. rcvbuf=0, which asks the kernel for its
+	// minimum, is stored as 1, which the kernel rounds up alike.
+	RcvBuf int
+	SndBuf int
+	// FastOpen is fastopen=: the TCP_FASTOPEN queue length; 0 = not given
+	// (fastopen=0 sets the kernel's default of no queue, the same thing).
+	FastOpen    int
+	SoKeepalive SoKeepalive
+	Pos         Pos
+}
+
+// SoKeepalive is listen's so_keepalive parameter: TCP keepalive on the
+// accepted connections. The zero value (not given) leaves SO_KEEPALIVE
+// off, as nginx does.
+type SoKeepalive struct {
+	Set      bool          // so_keepalive was given
+	On       bool          // on, or [idle]:[interval]:[count]; false for off
+	Idle     time.Duration // TCP_KEEPIDLE, whole seconds; 0 = the system's
+	Interval time.Duration // TCP_KEEPINTVL, whole seconds; 0 = the system's
+	Count    int           // TCP_KEEPCNT; 0 = the system's
 }
 
 // ServerName is one name of server_name.

@@ -43,9 +43,10 @@
 //
 // "stderr" is the process's standard error (nginx 1.22 would create a file
 // named "stderr" in its prefix). Syslog destinations
-// ("syslog:server=...,facility=,severity=,tag=,nohostname") send one
-// datagram per line, unbuffered (buffer= is an error, as in nginx); the
-// default tag is "gproxy" rather than "nginx", as for the error log.
+// ("syslog:server=...,facility=,severity=,tag=,nohostname", parsed by the
+// parser into config.Syslog) send one datagram per line through package
+// proxy/syslog, unbuffered (buffer= is an error, as in nginx), connecting
+// on the first line as nginx does.
 package accesslog
 
 import (
@@ -79,7 +80,7 @@ type sink interface {
 type Set struct {
 	t       *route.Table
 	files   map[string]*file // by path as configured ("stderr" too)
-	syslogs map[string]*syslogSink
+	syslogs map[config.Syslog]*syslogSink
 	formats map[string]*format
 
 	bySettings map[*config.Settings]*Logger
@@ -122,7 +123,7 @@ func New(h *config.HTTP, t *route.Table, errlog *zap.Logger) (*Set, error) {
 	s := &Set{
 		t:          t,
 		files:      map[string]*file{},
-		syslogs:    map[string]*syslogSink{},
+		syslogs:    map[config.Syslog]*syslogSink{},
 		formats:    map[string]*format{},
 		bySettings: map[*config.Settings]*Logger{},
 		byKey:      map[string]*Logger{},
@@ -269,16 +270,16 @@ func (b *builder) format(lg config.Log) (*format, error) {
 
 // sink finds or opens the destination of lg, once per Set.
 func (b *builder) sink(lg config.Log) (sink, error) {
-	if strings.HasPrefix(lg.Path, "syslog:") {
-		if sl, ok := b.s.syslogs[lg.Path]; ok {
+	if lg.Syslog != nil {
+		if sl, ok := b.s.syslogs[*lg.Syslog]; ok {
 			return sl, nil
 		}
-		sl, err := acquireSyslog(lg.Path, b.errlog)
-		if err != nil {
-			return nil, fmt.Errorf("access_log %s: %w%s", lg.Path, err, where(lg.Pos))
-		}
-		b.s.syslogs[lg.Path] = sl
+		sl := acquireSyslog(*lg.Syslog, b.errlog)
+		b.s.syslogs[*lg.Syslog] = sl
 		return sl, nil
+	}
+	if strings.HasPrefix(lg.Path, "syslog:") {
+		return nil, fmt.Errorf("access_log %s: destination not parsed%s", lg.Path, where(lg.Pos))
 	}
 	if f, ok := b.s.files[lg.Path]; ok {
 		return f, nil

@@ -3,7 +3,6 @@ package accesslog
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -237,9 +236,6 @@ server { listen 127.0.0.1:30052; server_name other; }`)
 
 func TestConfigErrors(t *testing.T) {
 	cases := []struct{ conf, want string }{
-		{`server { listen 127.0.0.1:1; access_log syslog:server=127.0.0.1,tag=a-b; }`,
-			`syslog "tag" only allows alphanumeric characters and underscore`},
-		{`server { listen 127.0.0.1:1; access_log syslog:facility=local0; }`, `no syslog server specified`},
 		{`server { listen 127.0.0.1:1; access_log {DIR}/nodir/x.log; }`,
 			`open() "{DIR}/nodir/x.log" failed (no such file or directory) in {DIR}/nginx.conf:3`},
 	}
@@ -267,40 +263,6 @@ func TestConfigErrors(t *testing.T) {
 			continue
 		}
 		s.Close()
-	}
-}
-
-func TestSyslog(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	h, s, _ := load(t, fmt.Sprintf(`
-log_format short '$request_uri "$http_user_agent"';
-server {
-    listen 127.0.0.1:30051;
-    access_log syslog:server=%[1]s short;
-    access_log syslog:server=%[1]s,facility=local0,severity=warn,tag=foo,nohostname short;
-}`, pc.LocalAddr()))
-	r := grpcRequest(h.Servers[0])
-	r.Path = "/s"
-	s.For(&h.Servers[0].Settings).Log(r)
-	host, _ := os.Hostname()
-	wants := []*regexp.Regexp{
-		regexp.MustCompile(`^<190>[A-Z][a-z]{2} [ 1-3][0-9] \d\d:\d\d:\d\d ` + regexp.QuoteMeta(host) + ` gproxy: /s "grpc-go/1.85.0"$`),
-		regexp.MustCompile(`^<132>[A-Z][a-z]{2} [ 1-3][0-9] \d\d:\d\d:\d\d foo: /s "grpc-go/1.85.0"$`),
-	}
-	buf := make([]byte, 2048)
-	for _, want := range wants {
-		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !want.Match(buf[:n]) {
-			t.Errorf("syslog message %q does not match %s", buf[:n], want)
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gproxy/gproxy/parser/config"
 	"go.uber.org/zap"
 )
 
@@ -14,9 +15,9 @@ import (
 var registry = struct {
 	mu      sync.Mutex
 	files   map[fileKey]*file
-	syslogs map[string]*syslogSink
+	syslogs map[config.Syslog]*syslogSink
 	refs    map[any]int
-}{files: map[fileKey]*file{}, syslogs: map[string]*syslogSink{}, refs: map[any]int{}}
+}{files: map[fileKey]*file{}, syslogs: map[config.Syslog]*syslogSink{}, refs: map[any]int{}}
 
 // fileKey names one file with one buffer policy. The same path with
 // another policy (buffer= changed on reload) is a second open file; lines
@@ -66,20 +67,19 @@ func releaseFile(f *file) error {
 	return nil
 }
 
-func acquireSyslog(path string, errlog *zap.Logger) (*syslogSink, error) {
+// acquireSyslog returns the sink of cfg, shared by every Set that names
+// the same destination with the same parameters.
+func acquireSyslog(cfg config.Syslog, errlog *zap.Logger) *syslogSink {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
-	if sl, ok := registry.syslogs[path]; ok {
+	if sl, ok := registry.syslogs[cfg]; ok {
 		registry.refs[sl]++
-		return sl, nil
+		return sl
 	}
-	sl, err := newSyslog(path, errlog)
-	if err != nil {
-		return nil, err
-	}
-	registry.syslogs[path] = sl
+	sl := newSyslog(cfg, errlog)
+	registry.syslogs[cfg] = sl
 	registry.refs[sl] = 1
-	return sl, nil
+	return sl
 }
 
 // releaseSyslog closes sl when no Set holds it any more.
@@ -89,11 +89,11 @@ func releaseSyslog(sl *syslogSink) error {
 	last := registry.refs[sl] == 0
 	if last {
 		delete(registry.refs, sl)
-		delete(registry.syslogs, sl.path)
+		delete(registry.syslogs, sl.Config())
 	}
 	registry.mu.Unlock()
 	if last {
-		return sl.close()
+		return sl.Close()
 	}
 	return nil
 }

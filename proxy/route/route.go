@@ -13,6 +13,7 @@
 package route
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
@@ -55,6 +56,16 @@ type Listener struct {
 	ReusePort bool
 	IPv6Only  bool
 	Backlog   int // 0 = system default
+
+	// Socket options, as in config.Listen (from the one listen of this
+	// address that may carry them).
+	DualStack   bool
+	Bind        bool
+	Deferred    bool
+	RcvBuf      int
+	SndBuf      int
+	FastOpen    int
+	SoKeepalive config.SoKeepalive
 
 	// Servers are the servers listening here, in configuration order.
 	Servers []*config.Server
@@ -160,6 +171,15 @@ func (t *Table) buildListeners(servers []*config.Server) error {
 			if ls.Backlog != 0 {
 				l.Backlog = ls.Backlog
 			}
+			l.DualStack = l.DualStack || ls.DualStack
+			l.Bind = l.Bind || ls.Bind
+			l.Deferred = l.Deferred || ls.Deferred
+			l.RcvBuf = cmp.Or(ls.RcvBuf, l.RcvBuf)
+			l.SndBuf = cmp.Or(ls.SndBuf, l.SndBuf)
+			l.FastOpen = cmp.Or(ls.FastOpen, l.FastOpen)
+			if ls.SoKeepalive.Set {
+				l.SoKeepalive = ls.SoKeepalive
+			}
 			if ls.DefaultServer {
 				if l.defaultServer != nil {
 					return fmt.Errorf("a duplicate default server for %s in %s", l.Address, posString(ls.Pos))
@@ -185,8 +205,8 @@ func (t *Table) buildListeners(servers []*config.Server) error {
 // foldIntoWildcards does what nginx does with `listen 80` beside `listen
 // 127.0.0.1:80`: it opens only the wildcard socket and picks the servers of
 // the specific address by each connection's local address. An address
-// with socket options of its own (backlog, reuseport, ipv6only; nginx's
-// implied `bind`) keeps its own socket.
+// with `bind` or socket options of its own (nginx's implied bind) keeps its
+// own socket.
 func (t *Table) foldIntoWildcards() error {
 	kept := t.listeners[:0:0]
 	folded := map[*Listener]bool{}
@@ -198,7 +218,7 @@ func (t *Table) foldIntoWildcards() error {
 		for _, m := range t.listeners {
 			ap, ok := tcpAddrPort(m)
 			if !ok || ap.Addr().IsUnspecified() || ap.Port() != wap.Port() ||
-				ap.Addr().Unmap().Is4() != wap.Addr().Is4() || m.ReusePort || m.Backlog != 0 || m.IPv6Only {
+				ap.Addr().Unmap().Is4() != wap.Addr().Is4() || m.ownSocket() {
 				continue
 			}
 			if m.SSL != w.SSL {
@@ -222,6 +242,13 @@ func (t *Table) foldIntoWildcards() error {
 	}
 	t.listeners = kept
 	return nil
+}
+
+// ownSocket reports whether l must be bound separately: nginx's bind
+// flag, which the bind parameter and every socket option set.
+func (l *Listener) ownSocket() bool {
+	return l.Bind || l.ReusePort || l.Backlog != 0 || l.IPv6Only || l.DualStack || l.Deferred ||
+		l.RcvBuf != 0 || l.SndBuf != 0 || l.FastOpen != 0 || l.SoKeepalive.Set
 }
 
 func tcpAddrPort(l *Listener) (netip.AddrPort, bool) {
