@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
@@ -52,6 +54,12 @@ import (
 // Passive health: each attempt reports to its peer whether it failed as
 // nginx counts it (Outcome.Failed): errors and timeouts up to the
 // response header, and the http_5xx codes listed in grpc_next_upstream.
+//
+// Access log: where access_log is on, the call holds a callLog (pooled):
+// a copy of the request whose response fields fill in as the stream goes;
+// every attempt adds its $upstream_* entry when it ends. The line is
+// written once c.mu is released (unlock), never under it. Where
+// access_log is off, lg is nil and none of this happens.
 type call struct {
 	cs    *h2.Stream
 	up    atomic.Pointer[upAttempt] // the upstream stream; nil until it opens
@@ -86,6 +94,62 @@ type call struct {
 	replay         bool             // sent holds every request byte given to us
 	sent           []byte           // request DATA given to us, while replay
 	sentBuf        *[]byte          // sent's pool entry, if any
+
+	lg *callLog // access log state; nil when access_log is off
+}
+
+// callLog is what a call keeps for its access log line. Its fields are
+// guarded by the call's mu.
+type callLog struct {
+	r           route.Request // a copy of the request; response fields filled at the end
+	log         *accesslog.Logger
+	finished    bool      // r is complete: unlock writes it
+	status      int       // HTTP :status sent to the client; 0 before
+	upStatus    int       // :status of the current attempt's response; 0 before
+	connected   time.Time // when the current attempt's stream opened
+	hdrBytes    int64     // response header and trailer bytes sent
+	grpcMessage string    // grpc-message sent to the client
+}
+
+// callLogs recycles callLogs, and with them the capacity of their
+// Upstreams lists.
+var callLogs = sync.Pool{New: func() any { return new(callLog) }}
+
+// newCallLog starts the log state of a call: r is the connection's
+// scratch request (reused by the next stream), so it is copied.
+func newCallLog(lg *accesslog.Logger, r *route.Request) *callLog {
+	l := callLogs.Get().(*callLog)
+	ups := l.r.Upstreams[:0]
+	l.r = *r
+	l.r.Upstreams = ups
+	l.log = lg
+	return l
+}
+
+// write writes the line and recycles l.
+func (l *callLog) write() {
+	l.log.Log(&l.r)
+	ups := l.r.Upstreams[:0]
+	*l = callLog{}
+	if cap(ups) <= 8 {
+		l.r.Upstreams = ups
+		callLogs.Put(l)
+	}
+}
+
+// unlock releases c.mu, then writes the access log line of a call that
+// finished while it was held.
+func (c *call) unlock() {
+	lg := c.lg
+	if lg != nil && lg.finished {
+		c.lg = nil
+	} else {
+		lg = nil
+	}
+	c.mu.Unlock()
+	if lg != nil {
+		lg.write()
+	}
 }
 
 // upAttempt is one upstream stream of a call and the request bytes framed
@@ -116,7 +180,7 @@ var replayPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 func (c *call) begin(connectTimeout time.Duration) {
 	c.lastUp.Store(c.start.UnixNano())
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.connectTimeout = connectTimeout
 	c.picked = c.start
 	c.tries = 1
@@ -131,7 +195,7 @@ func (c *call) openLocked() {
 	attempt := c.tries
 	s := c.peer.Pool.Open(c.fields, end, c, c.connectTimeout, func(conn *h2.Conn, err error) {
 		c.mu.Lock()
-		defer c.mu.Unlock()
+		defer c.unlock()
 		if c.done || attempt != c.tries {
 			return
 		}
@@ -177,6 +241,9 @@ func (c *call) attachLocked(s *h2.Stream) {
 	}
 	a.s = s
 	c.up.Store(a)
+	if c.lg != nil {
+		c.lg.connected = time.Now()
+	}
 	if !c.replay {
 		c.fields = nil
 	}
@@ -231,11 +298,15 @@ func (c *call) retryLocked(ft string, cause error) bool {
 	if err != nil {
 		return false
 	}
-	c.reportLocked(cause, false)
+	c.reportLocked(cause, false, now)
 	c.tried = tried
 	c.peer = next
 	c.picked = now
 	c.peerFailed = false
+	if c.lg != nil {
+		c.lg.upStatus = 0
+		c.lg.connected = time.Time{}
+	}
 	c.tries++
 	c.lastUp.Store(now.UnixNano()) // grpc_read_timeout counts per attempt
 	if c.up.Load() != nil {
@@ -294,7 +365,7 @@ var failsAs = map[string]string{
 // HandleHeaders implements h2.StreamHandler.
 func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.done {
 		return
 	}
@@ -314,6 +385,7 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 	c.touch()
 	c.commitLocked()
 	end := f.StreamEnded()
+	fields := clientResponse(f.Fields, c.loc.HideResponse)
 	if !c.respStarted {
 		st := f.PseudoValue("status")
 		if len(st) == 3 && st[0] == '1' && !end {
@@ -323,11 +395,22 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if ft, ok := failsAs[st]; ok && c.nextUpstream(ft) {
 			c.peerFailed = true
 		}
+		if lg := c.lg; lg != nil {
+			lg.upStatus = parseHTTPStatus(st)
+			lg.status = lg.upStatus
+			lg.r.ResponseHeaders = fields
+		}
 	}
 	if end {
 		c.grpcStatus = parseStatus(headerValue(f.Fields, "grpc-status"))
 	}
-	c.cs.WriteHeaders(clientResponse(f.Fields, c.loc.HideResponse), end)
+	if lg := c.lg; lg != nil {
+		lg.hdrBytes += fieldsSize(fields)
+		if end {
+			lg.grpcMessage = headerValue(fields, "grpc-message")
+		}
+	}
+	c.cs.WriteHeaders(fields, end)
 	if end {
 		c.finishLocked(nil, false)
 	}
@@ -336,7 +419,7 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 // HandleData implements h2.StreamHandler.
 func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.done {
 		s.Credit(len(p))
 		return
@@ -381,7 +464,7 @@ var errBodyTooLarge = errors.New("request body too large")
 // HandleReset implements h2.StreamHandler.
 func (c *call) HandleReset(s *h2.Stream, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.done {
 		return
 	}
@@ -473,18 +556,30 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	if c.done {
 		return
 	}
+	var fields []hpack.HeaderField
 	switch {
 	case !c.respStarted:
 		c.respStarted = true
-		c.cs.WriteHeaders(trailersOnly(code, msg), true)
+		fields = trailersOnly(code, msg)
+		c.cs.WriteHeaders(fields, true)
+		if lg := c.lg; lg != nil {
+			lg.status = http.StatusOK
+			lg.r.ResponseHeaders = fields
+		}
 	case c.msgs.atBoundary():
-		if c.cs.WriteHeaders(statusTrailers(code, msg), true) != nil {
+		fields = statusTrailers(code, msg)
+		if c.cs.WriteHeaders(fields, true) != nil {
 			c.cs.Reset(http2.ErrCodeInternal)
+			fields = nil
 		}
 	default:
 		c.cs.Reset(http2.ErrCodeInternal)
 	}
 	c.grpcStatus = code
+	if lg := c.lg; lg != nil && fields != nil {
+		lg.grpcMessage = headerValue(fields, "grpc-message")
+		lg.hdrBytes += fieldsSize(fields)
+	}
 	if us := c.upstream(); us != nil {
 		us.Reset(http2.ErrCodeCancel)
 	}
@@ -510,21 +605,75 @@ func (c *call) finishLocked(err error, reset bool) {
 	}
 	c.pend = nil
 	c.commitLocked()
-	c.reportLocked(err, reset)
+	now := time.Now()
+	c.reportLocked(err, reset, now)
+	if c.lg != nil {
+		c.fillLogLocked(now)
+	}
 }
 
-// reportLocked tells the current peer how its attempt ended.
-func (c *call) reportLocked(err error, reset bool) {
+// reportLocked tells the current peer how its attempt ended, and adds the
+// attempt to the access log record.
+func (c *call) reportLocked(err error, reset bool, now time.Time) {
 	c.peer.Done(upstream.Outcome{
 		GRPCStatus:    c.grpcStatus,
 		Reset:         reset,
 		Err:           err,
 		BytesSent:     c.reqBytes,
 		BytesReceived: c.respBytes,
-		Duration:      time.Since(c.picked),
+		Duration:      now.Sub(c.picked),
 		Failed:        c.peerFailed,
 	})
+	if lg := c.lg; lg != nil {
+		a := route.UpstreamAttempt{Addr: c.peer.Addr, Status: lg.upStatus, ResponseTime: now.Sub(c.picked), ConnectTime: -1}
+		if !lg.connected.IsZero() {
+			a.ConnectTime = lg.connected.Sub(c.picked)
+		}
+		if a.Status == 0 && err != nil && !reset {
+			a.Status = attemptStatus(err)
+		}
+		lg.r.Upstreams = append(lg.r.Upstreams, a)
+	}
 }
+
+// attemptStatus is the $upstream_status nginx logs for an attempt that
+// got no response header: 504 when it timed out, 502 otherwise, and none
+// (0, "-") when the request itself was refused.
+func attemptStatus(err error) int {
+	var de *upstream.DialError
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return 0
+	case errors.As(err, &de) && de.Timeout, errors.Is(err, errReadTimeout), errors.Is(err, errDeadline):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// fillLogLocked completes the log record of a call that ended at now,
+// for unlock to write.
+func (c *call) fillLogLocked(now time.Time) {
+	lg := c.lg
+	r := &lg.r
+	r.End = now
+	r.Status = lg.status
+	if r.Status == 0 {
+		// Nothing was answered: the client gave up first (nginx's 499).
+		r.Status = statusClientClosed
+	}
+	r.BodyBytesSent = c.respBytes
+	r.BytesSent = lg.hdrBytes + c.respBytes
+	r.RequestLength += c.reqBytes
+	if c.grpcStatus >= 0 {
+		r.GRPCStatus = grpcStatusString(c.grpcStatus)
+	}
+	r.GRPCMessage = lg.grpcMessage
+	lg.finished = true
+}
+
+// statusClientClosed is nginx's $status for a request the client closed
+// before the response started.
+const statusClientClosed = 499
 
 // armTimerLocked schedules the next check of grpc-timeout and
 // grpc_read_timeout.
@@ -549,7 +698,7 @@ func (c *call) armTimerLocked() {
 
 func (c *call) onTimer() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.done {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
@@ -23,8 +24,10 @@ type clientConn struct {
 	id       uint64
 	remote   net.Addr
 	local    net.Addr
+	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
 	req      route.Request // scratch, reused per stream (reader only)
+	ups      [1]route.UpstreamAttempt
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -76,17 +79,26 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, r.Method)
 		return nil
 	}
-	_, loc, act := rc.table.Route(lst, r)
+	c.checkKeepaliveTime(lst, now)
+	srv, loc, act := rc.table.Route(lst, r)
 	if act != nil {
-		respond(s, act, r.Method)
+		fields, body := respond(s, act, r.Method)
+		if lg := rc.loggerFor(srv, loc); lg != nil {
+			c.logAnswer(lg, f, act, fields, body)
+		}
 		return nil
 	}
-	g := rc.groups[loc.Config.GRPCPass.Upstream]
+	lr := rc.locs[loc.Config]
+	g := lr.group
 	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
 	peer, err := g.Pick(&info)
 	if err != nil {
-		s.WriteHeaders(trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error()), true)
+		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
+		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
+		if lr.log != nil {
+			c.logNoPeer(lr.log, f, g.Name, fields)
+		}
 		return nil
 	}
 	st := &loc.Config.Settings
@@ -109,9 +121,60 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		}
 	}
 	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", g.Name, loc, rc.table, r)
+	if lr.log != nil {
+		// After upstreamRequest, which may have computed $request_id:
+		// the log must show the value sent upstream.
+		cl.lg = newCallLog(lr.log, r)
+		cl.lg.r.RequestLength = fieldsSize(f.Fields)
+	}
 	s.SetHandler(cl)
 	cl.begin(st.GRPC.ConnectTimeout)
 	return cl
+}
+
+// checkKeepaliveTime applies keepalive_time as nginx does on HTTP/2: a
+// stream that starts after the connection has lived that long is still
+// served, but the connection then sends GOAWAY and closes once its streams
+// finish. As for the other connection limits, the listener's default
+// server's value applies.
+func (c *clientConn) checkKeepaliveTime(lst *route.Listener, now time.Time) {
+	if c.start.IsZero() {
+		c.start = now
+	}
+	if d := lst.DefaultServer(); d != nil && d.Settings.KeepaliveTime > 0 && now.Sub(c.start) > d.Settings.KeepaliveTime {
+		c.h2.GoAway()
+	}
+}
+
+// logAnswer writes the access log line of a stream answered by respond,
+// from the connection's scratch request.
+func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, a *route.Action,
+	fields []hpack.HeaderField, body int) {
+	r := &c.req
+	r.End = time.Now()
+	r.Status = a.Code
+	r.ResponseHeaders = fields
+	r.BodyBytesSent = int64(body)
+	r.BytesSent = fieldsSize(fields) + int64(body)
+	r.RequestLength = fieldsSize(f.Fields)
+	lg.Log(r)
+}
+
+// logNoPeer writes the access log line of a stream whose group had no
+// server to offer: $upstream_addr is the group's name, as in nginx.
+func (c *clientConn) logNoPeer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, group string, fields []hpack.HeaderField) {
+	r := &c.req
+	r.End = time.Now()
+	r.Status = http.StatusOK
+	r.ResponseHeaders = fields
+	r.BytesSent = fieldsSize(fields)
+	r.RequestLength = fieldsSize(f.Fields)
+	r.GRPCStatus = grpcStatusText[codeUnavailable]
+	r.GRPCMessage = headerValue(fields, "grpc-message")
+	c.ups[0] = route.UpstreamAttempt{Addr: group, Status: http.StatusBadGateway, ConnectTime: -1}
+	r.Upstreams = c.ups[:1]
+	lg.Log(r)
+	r.Upstreams = nil
 }
 
 // HandleGoAway implements h2.ConnHandler.
@@ -122,13 +185,14 @@ func (c *clientConn) HandleClose(*h2.Conn, error) {}
 
 // respond answers a stream with an HTTP response of the proxy's own:
 // `return`, redirects, and nginx's error pages. 444 resets the stream.
-func respond(s *h2.Stream, a *route.Action, method string) {
+// It returns the header fields and the body length sent.
+func respond(s *h2.Stream, a *route.Action, method string) (fields []hpack.HeaderField, bodyLen int) {
 	if a.Close {
 		s.Reset(http2.ErrCodeInternal)
-		return
+		return nil, 0
 	}
 	body, ctype := actionBody(a)
-	fields := []hpack.HeaderField{
+	fields = []hpack.HeaderField{
 		{Name: ":status", Value: strconv.Itoa(a.Code)},
 		{Name: "server", Value: "gproxy"},
 	}
@@ -141,15 +205,16 @@ func respond(s *h2.Stream, a *route.Action, method string) {
 	fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
 	if method == "HEAD" || len(body) == 0 {
 		s.WriteHeaders(fields, true)
-	} else {
-		s.WriteHeaders(fields, false)
-		s.WriteData([]byte(body), true)
+		return fields, 0
 	}
+	s.WriteHeaders(fields, false)
+	s.WriteData([]byte(body), true)
 	// A request body still coming is read and discarded, as nginx does
 	// for `return`, rather than cut off with RST_STREAM: the stream stays
 	// half-closed (local) until the client ends it, so its frames are
 	// still checked (content-length, flow control) and counted against
 	// http2_max_concurrent_streams.
+	return fields, len(body)
 }
 
 // actionBody is the body nginx sends for an action: the return text, or

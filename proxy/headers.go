@@ -100,3 +100,15 @@ func clientResponse(fields []hpack.HeaderField, hide map[string]bool) []hpack.He
 	}
 	return out
 }
+
+// fieldsSize is the size a header list counts for in $bytes_sent and
+// $request_length: each field as HTTP/1.1 would write it ("name: value"
+// and CRLF). HPACK compresses what HTTP/2 actually sends; the codec does
+// not report that size per stream.
+func fieldsSize(fields []hpack.HeaderField) int64 {
+	n := 0
+	for i := range fields {
+		n += len(fields[i].Name) + len(fields[i].Value) + 4
+	}
+	return int64(n)
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +63,12 @@ func startBackend(t *testing.T) *backend {
 // startProxy loads conf through the real parser and starts a Server.
 func startProxy(t *testing.T, conf string) *Server {
 	t.Helper()
-	cfg, _, err := parser.LoadBytes("/tmp/gproxy-test.conf", []byte(conf), parser.Options{})
+	// The prefix holds the default access log (logs/access.log).
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := parser.LoadBytes(filepath.Join(dir, "nginx.conf"), []byte(conf), parser.Options{Prefix: dir})
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}

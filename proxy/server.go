@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
@@ -48,6 +49,29 @@ type running struct {
 	table     *route.Table
 	groups    map[*config.Upstream]*upstream.Group
 	listeners map[string]*route.Listener // by network + " " + address
+	logs      *accesslog.Set
+
+	// locs holds what a stream routed to a location needs beyond the
+	// route, resolved once here so the stream does one map lookup;
+	// servers holds the access log of answers given at server level
+	// (server `return`, no location matched).
+	locs    map[*config.Location]locRun
+	servers map[*config.Server]*accesslog.Logger
+}
+
+// locRun is the running state of one location.
+type locRun struct {
+	group *upstream.Group   // grpc_pass target; nil without grpc_pass
+	log   *accesslog.Logger // nil when access_log is off there
+}
+
+// loggerFor returns the access log of an answer given for srv at loc
+// (nil loc: at server level). nil means nothing is logged.
+func (rc *running) loggerFor(srv *config.Server, loc *route.Location) *accesslog.Logger {
+	if loc != nil {
+		return rc.locs[loc.Config].log
+	}
+	return rc.servers[srv]
 }
 
 // New builds the running configuration for cfg without opening sockets.
@@ -77,11 +101,15 @@ func upstreamLimits() h2.Limits {
 	return l
 }
 
+// build makes the running configuration of cfg. Its access log Set is
+// open on success; on error nothing stays open.
 func (s *Server) build(cfg *config.Config) (*running, error) {
 	rc := &running{
 		cfg:       cfg,
 		groups:    make(map[*config.Upstream]*upstream.Group),
 		listeners: make(map[string]*route.Listener),
+		locs:      make(map[*config.Location]locRun),
+		servers:   make(map[*config.Server]*accesslog.Logger),
 	}
 	tbl, err := route.New(cfg.HTTP)
 	if err != nil {
@@ -94,14 +122,60 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 		}
 		rc.listeners[l.Network+" "+l.Address] = l
 	}
-	if cfg.HTTP == nil {
-		return rc, nil
+	if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
+		return nil, err
 	}
-	// One group per upstream that a location passes to, with the largest
-	// grpc_send_timeout of those locations and grpc_socket_keepalive if any
-	// of them asks for it.
-	opts := map[*config.Upstream]*upstream.GroupOptions{}
-	var order []*config.Upstream
+	if err := s.buildGroups(rc); err != nil {
+		rc.logs.Close()
+		return nil, err
+	}
+	return rc, nil
+}
+
+// buildGroups makes the upstream groups of rc and resolves each server's
+// and location's running state.
+func (s *Server) buildGroups(rc *running) error {
+	h := rc.cfg.HTTP
+	if h == nil {
+		return nil
+	}
+	opts, order, err := groupOptions(h)
+	if err != nil {
+		return err
+	}
+	for _, u := range order {
+		g, err := upstream.NewGroup(u, s.pools, *opts[u])
+		if err != nil {
+			return err
+		}
+		rc.groups[u] = g
+	}
+	var walk func([]*config.Location)
+	walk = func(locs []*config.Location) {
+		for _, l := range locs {
+			lr := locRun{log: rc.logs.For(&l.Settings)}
+			if l.GRPCPass != nil {
+				lr.group = rc.groups[l.GRPCPass.Upstream]
+			}
+			rc.locs[l] = lr
+			walk(l.Locations)
+		}
+	}
+	for _, srv := range h.Servers {
+		rc.servers[srv] = rc.logs.For(&srv.Settings)
+		walk(srv.Locations)
+	}
+	return nil
+}
+
+// groupOptions collects the options of each upstream's group from the
+// locations that pass to it: the largest grpc_send_timeout and
+// grpc_buffer_size of those locations, and grpc_socket_keepalive if any
+// of them asks for it. order lists the upstreams in the order groups are
+// built: those passed to first, then the unused ones (still checked, as
+// nginx does).
+func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOptions, order []*config.Upstream, err error) {
+	opts = map[*config.Upstream]*upstream.GroupOptions{}
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
@@ -115,8 +189,10 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 					opts[gp.Upstream] = o
 					order = append(order, gp.Upstream)
 				}
-				o.SendTimeout = max(o.SendTimeout, l.Settings.GRPC.SendTimeout)
-				o.SocketKeepalive = o.SocketKeepalive || l.Settings.GRPC.SocketKeepalive
+				g := &l.Settings.GRPC
+				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
+				o.SocketKeepalive = o.SocketKeepalive || g.SocketKeepalive
+				o.ReadBufferSize = max(o.ReadBufferSize, g.BufferSize)
 			}
 			if err := walk(l.Locations); err != nil {
 				return err
@@ -124,25 +200,18 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 		}
 		return nil
 	}
-	for _, srv := range cfg.HTTP.Servers {
+	for _, srv := range h.Servers {
 		if err := walk(srv.Locations); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	for _, u := range cfg.HTTP.Upstreams {
-		if opts[u] == nil { // defined but unused: still checked, as nginx does
+	for _, u := range h.Upstreams {
+		if opts[u] == nil {
 			opts[u] = &upstream.GroupOptions{}
 			order = append(order, u)
 		}
 	}
-	for _, u := range order {
-		g, err := upstream.NewGroup(u, s.pools, *opts[u])
-		if err != nil {
-			return nil, err
-		}
-		rc.groups[u] = g
-	}
-	return rc, nil
+	return opts, order, nil
 }
 
 func listenPos(l *route.Listener) string {
@@ -204,10 +273,20 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	old := s.cur.Load()
 	if !sameListeners(old, rc) {
+		rc.logs.Close()
 		return errors.New("changing listen addresses needs a restart of gproxy for now")
 	}
 	s.cur.Store(rc)
+	// Streams still running on old log through its Loggers to every
+	// destination rc shares (accesslog.Set.Close keeps those open).
+	old.logs.Close()
 	return nil
+}
+
+// ReopenLogs writes what the access logs have buffered and opens their
+// files again by path (SIGUSR1, after logrotate renamed them).
+func (s *Server) ReopenLogs() error {
+	return s.cur.Load().logs.Reopen()
 }
 
 func sameListeners(a, b *running) bool {
@@ -254,6 +333,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.wg.Wait()
 		s.pools.Close()
+		s.cur.Load().logs.Close() // after the last stream logged: flushes
 		return nil
 	case <-ctx.Done():
 		s.Close()
@@ -287,6 +367,7 @@ func (s *Server) Close() error {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
+	s.cur.Load().logs.Close()
 	return nil
 }
 

@@ -92,6 +92,31 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 	return time.Duration(n) * unit, true
 }
 
+// grpcStatusString formats a gRPC status code for $grpc_status, without
+// allocating for the defined codes.
+func grpcStatusString(code int) string {
+	if code >= 0 && code < len(grpcStatusText) {
+		return grpcStatusText[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// parseHTTPStatus reads a three-digit :status value; 0 when invalid.
+func parseHTTPStatus(v string) int {
+	if len(v) != 3 {
+		return 0
+	}
+	n := 0
+	for i := 0; i < 3; i++ {
+		d := v[i] - '0'
+		if d > 9 {
+			return 0
+		}
+		n = n*10 + int(d)
+	}
+	return n
+}
+
 // parseStatus reads a grpc-status value; -1 when absent or invalid.
 func parseStatus(v string) int {
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {

@@ -122,6 +122,10 @@ type GroupOptions struct {
 	// system's timers, on the group's connections (on if any location
 	// using the group turns it on).
 	SocketKeepalive bool
+	// ReadBufferSize is grpc_buffer_size: the buffer the group's
+	// connections read responses into (the largest of the locations using
+	// the group); 0 keeps the codec's default.
+	ReadBufferSize int
 }
 
 // NewGroup builds a group. Balancing methods and server parameters gproxy

@@ -64,6 +64,9 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	if opt.SendTimeout > 0 {
 		lim.WriteTimeout = opt.SendTimeout
 	}
+	if opt.ReadBufferSize > 0 {
+		lim.ReadBufferSize = opt.ReadBufferSize
+	}
 	if lim.PingInterval == 0 {
 		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)
 	}
