@@ -122,6 +122,10 @@ func boolInt(b bool) int {
 // queue lengths at its own maxima and refuses too long keepalive times.
 func clampInt32(v int64) int { return int(min(v, math.MaxInt32)) }
 
+// defaultBacklog is nginx's listen queue length on Linux when listen has
+// no backlog= (NGX_LISTEN_BACKLOG).
+const defaultBacklog = 511
+
 // listen opens the socket of l with the socket options of its listen
 // parameters (see socketOptions) and its backlog= (applied with a second
 // listen(2), which Linux allows on a listening socket). An option the
@@ -155,15 +159,18 @@ func listen(l *route.Listener) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.Backlog > 0 {
-		if sc, ok := ln.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				rc.Control(func(fd uintptr) {
-					if err := syscall.Listen(int(fd), l.Backlog); err != nil {
-						fail(fmt.Sprintf("listen(%d)", l.Backlog), err)
-					}
-				})
-			}
+	// Go listens with the kernel's somaxconn; nginx with backlog= or 511.
+	backlog := l.Backlog
+	if backlog <= 0 {
+		backlog = defaultBacklog
+	}
+	if sc, ok := ln.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				if err := syscall.Listen(int(fd), backlog); err != nil {
+					fail(fmt.Sprintf("listen(%d)", backlog), err)
+				}
+			})
 		}
 	}
 	return &listener{key: l.Network + " " + l.Address, http2: l.HTTP2, ln: ln, alerts: alerts}, nil

@@ -274,7 +274,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	old := s.cur.Load()
 	if !sameListeners(old, rc) {
 		rc.logs.Close()
-		return errors.New("changing listen addresses needs a restart of gproxy for now")
+		return errors.New("changing listen addresses or their parameters needs a restart of gproxy for now")
 	}
 	s.cur.Store(rc)
 	// Streams still running on old log through its Loggers to every
@@ -295,7 +295,7 @@ func sameListeners(a, b *running) bool {
 	}
 	for k, la := range a.listeners {
 		lb := b.listeners[k]
-		if lb == nil || la.HTTP2 != lb.HTTP2 || la.SSL != lb.SSL {
+		if lb == nil || la.HTTP2 != lb.HTTP2 || la.SSL != lb.SSL || !sameSocket(la, lb) {
 			return false
 		}
 	}
