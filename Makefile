@@ -34,9 +34,9 @@ e2e:
 h2spec:
 	$(GO) test -timeout 5m -v -count=1 -run 'TestH2Spec' ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
 
-## bench: gproxy vs nginx vs HAProxy on loopback; results in bench-out/
+## bench: gproxy vs nginx vs HAProxy on loopback, about 2 minutes; table in bench-out/table.md
 bench:
-	timeout 600 examples/bench/bench.sh
+	timeout -k 10 300 examples/bench/bench.sh
 
 clean:
 	rm -rf $(BIN) bench-out

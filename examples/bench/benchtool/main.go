@@ -1,33 +1,34 @@
-// Command benchtool holds the small pieces of `make bench` that h2load does
-// not do itself:
+// Command benchtool holds the pieces of `make bench` that h2load does not do
+// itself:
 //
-//	benchtool msg -size 0 -o FILE        write one length-prefixed gRPC message
-//	                                     (a SimpleRequest) for h2load -d
-//	benchtool idle -addr A -n 1000       open N idle HTTP/2 connections, print
-//	                                     "ready" and hold them until stdin closes
-//	benchtool stream -addr A -c 4 -d 8s  server-streaming calls of 1 MiB
-//	                                     messages; prints MB/s
-//	benchtool pct -p 50,99 FILE          percentiles of h2load --log-file
-//	                                     latencies, in milliseconds
+//	benchtool ports -base 20000 -n 6        print N free loopback ports at or
+//	                                        above BASE, below the ephemeral range
+//	benchtool ping -addr A -n 4             N unary calls; exit 0 if all succeed
+//	benchtool msg -o FILE                   write one framed gRPC SimpleRequest
+//	                                        for h2load -d
+//	benchtool rate -addr A -rps 5000 ...    unary calls at a fixed, evenly
+//	                                        spaced rate; latency percentiles
+//	benchtool stream -addr A -dir down ...  1 MiB messages server->client
+//	                                        (down) or client->server (up); MB/s
+//	benchtool idle -addr A -pid P -n 1000   open N idle HTTP/2 connections and
+//	                                        print the growth of P's RSS per one
+//
+// Every command is bounded in time and prints one line of numbers for
+// examples/bench/bench.sh to read; errors go to stderr with exit status 1.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -35,13 +36,22 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// commands maps each subcommand to its implementation.
+var commands = map[string]func(args []string) error{
+	"ports":  ports,
+	"ping":   ping,
+	"msg":    msg,
+	"rate":   rate,
+	"stream": stream,
+	"idle":   idle,
+}
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool msg|idle|stream|pct [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchtool ports|ping|msg|rate|stream|idle [flags]")
 		os.Exit(2)
 	}
-	cmds := map[string]func([]string) error{"msg": msg, "idle": idle, "stream": stream, "pct": pct}
-	f, ok := cmds[os.Args[1]]
+	f, ok := commands[os.Args[1]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "benchtool: unknown command %q\n", os.Args[1])
 		os.Exit(2)
@@ -52,6 +62,98 @@ func main() {
 	}
 }
 
+// ports prints n loopback TCP ports at or above base that can be listened on
+// now. Ports inside the kernel's ephemeral range are refused: any outgoing
+// connection (of this bench or anything else) may hold one of them at the
+// moment a server wants to bind it.
+func ports(args []string) error {
+	fs := flag.NewFlagSet("ports", flag.ExitOnError)
+	base := fs.Int("base", 20000, "first port to try")
+	n := fs.Int("n", 1, "how many ports")
+	_ = fs.Parse(args)
+	lo, hi := ephemeralRange()
+	got, err := freePorts(*base, *n, lo, hi)
+	if err != nil {
+		return err
+	}
+	fmt.Println(strings.Trim(fmt.Sprint(got), "[]"))
+	return nil
+}
+
+// freePorts returns n ports from base upwards that 127.0.0.1 can listen on,
+// skipping busy ones and failing rather than entering [lo, hi].
+func freePorts(base, n, lo, hi int) ([]int, error) {
+	var got []int
+	for p := base; len(got) < n; p++ {
+		if p > 65535 || (p >= lo && p <= hi) {
+			return nil, fmt.Errorf("found %d of %d free ports from %d before reaching port %d (the ephemeral range is %d-%d); set BENCH_PORT lower", len(got), n, base, p, lo, hi)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		got = append(got, p)
+	}
+	return got, nil
+}
+
+// ephemeralRange reads Linux's range of local ports for outgoing connections,
+// falling back to its default.
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		l, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil {
+			return l, h
+		}
+	}
+	return lo, hi
+}
+
+// ping makes n unary calls through addr, so that the bench knows a proxy is
+// not only listening but reaches its backends.
+func ping(args []string) error {
+	fs := flag.NewFlagSet("ping", flag.ExitOnError)
+	addr := fs.String("addr", "", "server address")
+	n := fs.Int("n", 4, "calls")
+	timeout := fs.Duration("timeout", time.Second, "bound on all calls together")
+	_ = fs.Parse(args)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	cc, err := dial(*addr, 0)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	tc := testgrpc.NewTestServiceClient(cc)
+	for range *n {
+		if _, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.WaitForReady(true)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dial opens a plaintext gRPC client connection that accepts messages of
+// maxMsg bytes (0: grpc-go's default).
+func dial(addr string, maxMsg int) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, errors.New("-addr is required")
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if maxMsg > 0 {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg)))
+	}
+	return grpc.NewClient("passthrough:///"+addr, opts...)
+}
+
 // msg writes one gRPC-framed SimpleRequest asking for a response of -resp
 // bytes and carrying -size bytes of payload.
 func msg(args []string) error {
@@ -60,180 +162,23 @@ func msg(args []string) error {
 	resp := fs.Int("resp", 0, "response payload bytes")
 	out := fs.String("o", "", "output file")
 	_ = fs.Parse(args)
-	b, err := proto.Marshal(&testpb.SimpleRequest{
+	b, err := grpcFrame(&testpb.SimpleRequest{
 		ResponseSize: int32(*resp),
 		Payload:      &testpb.Payload{Body: make([]byte, *size)},
 	})
 	if err != nil {
 		return err
 	}
+	return os.WriteFile(*out, b, 0o644)
+}
+
+// grpcFrame marshals m behind gRPC's 5-byte length prefix (uncompressed).
+func grpcFrame(m proto.Message) ([]byte, error) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
 	frame := make([]byte, 5, 5+len(b))
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(b)))
-	return os.WriteFile(*out, append(frame, b...), 0o644)
-}
-
-// idle opens n HTTP/2 connections that finish the handshake (preface and
-// SETTINGS both ways) and then stay silent, so the proxy's memory per idle
-// connection can be read from outside.
-func idle(args []string) error {
-	fs := flag.NewFlagSet("idle", flag.ExitOnError)
-	addr := fs.String("addr", "", "proxy address")
-	n := fs.Int("n", 1000, "connections")
-	_ = fs.Parse(args)
-	conns := make([]net.Conn, 0, *n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range *n {
-		c, err := net.DialTimeout("tcp", *addr, 5*time.Second)
-		if err != nil {
-			return err
-		}
-		conns = append(conns, c)
-		if err := handshake(c); err != nil {
-			return err
-		}
-	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin) // hold until the script closes stdin
-	return nil
-}
-
-func handshake(c net.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
-		return err
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
-		return err
-	}
-	// Read until the server's SETTINGS arrived and it acknowledged ours.
-	var gotSettings, gotAck bool
-	for !gotSettings || !gotAck {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return err
-		}
-		if s, ok := f.(*http2.SettingsFrame); ok {
-			if s.IsAck() {
-				gotAck = true
-			} else {
-				gotSettings = true
-				if err := fr.WriteSettingsAck(); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// stream runs c connections, each with one server-streaming call after
-// another, each call 16 responses of -size bytes, for -d; prints MB/s.
-func stream(args []string) error {
-	fs := flag.NewFlagSet("stream", flag.ExitOnError)
-	addr := fs.String("addr", "", "proxy address")
-	conns := fs.Int("c", 4, "connections, one stream each")
-	size := fs.Int("size", 1<<20, "message size")
-	d := fs.Duration("d", 8*time.Second, "duration")
-	_ = fs.Parse(args)
-
-	params := make([]*testpb.ResponseParameters, 16)
-	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: int32(*size)}
-	}
-	req := &testpb.StreamingOutputCallRequest{ResponseParameters: params}
-	ctx, cancel := context.WithTimeout(context.Background(), *d)
-	defer cancel()
-	var bytes, msgs atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	for range *conns {
-		cc, err := grpc.NewClient("passthrough:///"+*addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(*size+1024)))
-		if err != nil {
-			return err
-		}
-		defer cc.Close()
-		tc := testgrpc.NewTestServiceClient(cc)
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				st, err := tc.StreamingOutputCall(ctx, req)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				for {
-					r, err := st.Recv()
-					if err != nil {
-						if err != io.EOF && ctx.Err() == nil {
-							firstErr.CompareAndSwap(nil, err)
-						}
-						break
-					}
-					bytes.Add(int64(len(r.GetPayload().GetBody())))
-					msgs.Add(1)
-				}
-			}
-		})
-	}
-	start := time.Now()
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	if err := firstErr.Load(); err != nil && msgs.Load() == 0 {
-		return fmt.Errorf("%v", err)
-	}
-	fmt.Printf("%.1f MB/s %d msgs\n", float64(bytes.Load())/1e6/el, msgs.Load())
-	return nil
-}
-
-// pct prints percentiles of the latency column (3rd, microseconds) of an
-// h2load --log-file, in milliseconds, and the share of non-200 statuses.
-func pct(args []string) error {
-	fs := flag.NewFlagSet("pct", flag.ExitOnError)
-	ps := fs.String("p", "50,99", "percentiles")
-	_ = fs.Parse(args)
-	var lat []float64
-	bad := 0
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 3 {
-				continue
-			}
-			if fields[1] != "200" {
-				bad++
-			}
-			us, err := strconv.ParseFloat(fields[2], 64)
-			if err == nil {
-				lat = append(lat, us/1000)
-			}
-		}
-		f.Close()
-	}
-	if len(lat) == 0 {
-		return fmt.Errorf("no latencies")
-	}
-	sort.Float64s(lat)
-	var out []string
-	for _, p := range strings.Split(*ps, ",") {
-		q, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return err
-		}
-		i := int(q / 100 * float64(len(lat)-1))
-		out = append(out, fmt.Sprintf("%.2f", lat[i]))
-	}
-	fmt.Println(strings.Join(out, " "), len(lat), bad)
-	return nil
+	return append(frame, b...), nil
 }
