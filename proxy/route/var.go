@@ -1,8 +1,6 @@
 package route
 
 import (
-	"strings"
-
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -53,9 +51,11 @@ func (t *Table) found(ref varRef, r *Request) bool {
 	case vArgs:
 		return r.args() != ""
 	case vArg:
-		return hasArg(r.args(), ref.arg)
+		_, found := argValue(r.args(), ref.arg)
+		return found
 	case vCookie:
-		return hasCookie(r.Headers, ref.arg)
+		_, found := cookieValue(r.Headers, ref.arg)
+		return found
 	case vUpstreamAddr, vUpstreamStatus, vUpstreamResponseTime, vUpstreamConnectTime:
 		return len(r.Upstreams) > 0
 	case vGRPCStatus:
@@ -70,45 +70,6 @@ func hasHeader(hs []hpack.HeaderField, name string) bool {
 	for i := range hs {
 		if varNameMatches(hs[i].Name, name) {
 			return true
-		}
-	}
-	return false
-}
-
-// hasArg reports whether the query string has a "NAME=" pair.
-func hasArg(args, name string) bool {
-	for args != "" {
-		pair := args
-		if i := strings.IndexByte(args, '&'); i >= 0 {
-			pair, args = args[:i], args[i+1:]
-		} else {
-			args = ""
-		}
-		if len(pair) > len(name) && pair[len(name)] == '=' && strings.EqualFold(pair[:len(name)], name) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasCookie reports whether some Cookie field carries the named cookie.
-func hasCookie(hs []hpack.HeaderField, name string) bool {
-	for i := range hs {
-		if hs[i].Name != "cookie" {
-			continue
-		}
-		v := hs[i].Value
-		for v != "" {
-			c := v
-			if j := strings.IndexByte(v, ';'); j >= 0 {
-				c, v = v[:j], v[j+1:]
-			} else {
-				v = ""
-			}
-			c = strings.TrimLeft(c, " \t")
-			if len(c) > len(name) && c[len(name)] == '=' && strings.EqualFold(c[:len(name)], name) {
-				return true
-			}
 		}
 	}
 	return false

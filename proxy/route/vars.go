@@ -273,9 +273,11 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 	case vSentHTTP:
 		return headerValue(r.ResponseHeaders, ref.arg, "")
 	case vArg:
-		return argValue(r.args(), ref.arg), true
+		v, _ := argValue(r.args(), ref.arg)
+		return v, true
 	case vCookie:
-		return cookieValue(r.Headers, ref.arg), true
+		v, _ := cookieValue(r.Headers, ref.arg)
+		return v, true
 	case vCapture:
 		return r.capture(ref.n), true
 	case vNamed:
@@ -554,7 +556,8 @@ func appendHeaderValues(dst []byte, hs []hpack.HeaderField, name, sep string) []
 
 // argValue is $arg_NAME: the value of the first "NAME=value" pair of the
 // query string, name compared without case, value not decoded.
-func argValue(args, name string) string {
+// found says whether such a pair exists (nginx's "not found" otherwise).
+func argValue(args, name string) (value string, found bool) {
 	for args != "" {
 		pair := args
 		if i := strings.IndexByte(args, '&'); i >= 0 {
@@ -563,15 +566,16 @@ func argValue(args, name string) string {
 			args = ""
 		}
 		if len(pair) > len(name) && pair[len(name)] == '=' && strings.EqualFold(pair[:len(name)], name) {
-			return pair[len(name)+1:]
+			return pair[len(name)+1:], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // cookieValue is $cookie_NAME: the value of the first cookie with that
 // name (compared without case) in any Cookie field.
-func cookieValue(hs []hpack.HeaderField, name string) string {
+// found says whether such a cookie exists.
+func cookieValue(hs []hpack.HeaderField, name string) (value string, found bool) {
 	for i := range hs {
 		if hs[i].Name != "cookie" {
 			continue
@@ -586,11 +590,11 @@ func cookieValue(hs []hpack.HeaderField, name string) string {
 			}
 			c = strings.TrimLeft(c, " \t")
 			if len(c) > len(name) && c[len(name)] == '=' && strings.EqualFold(c[:len(name)], name) {
-				return strings.TrimRight(c[len(name)+1:], " \t")
+				return strings.TrimRight(c[len(name)+1:], " \t"), true
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // remoteUser is $remote_user: the user name of Basic authorization.
