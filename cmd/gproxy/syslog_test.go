@@ -16,52 +16,8 @@ import (
 
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/syslog/syslogtest"
 )
-
-// syslogListener is a syslog server on loopback: a UDP socket and a unix
-// datagram socket.
-type syslogListener struct {
-	udp, unix net.PacketConn
-	sock      string
-}
-
-func newSyslogListener(t *testing.T) *syslogListener {
-	t.Helper()
-	u, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
-	// Short: sun_path holds 107 bytes, and t.TempDir can be long.
-	dir, err := os.MkdirTemp("", "sl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-	x, err := net.ListenPacket("unixgram", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return &syslogListener{udp: u, unix: x, sock: sock}
-}
-
-// readDatagrams returns n datagrams from pc, waiting at most 5 seconds.
-func readDatagrams(t *testing.T, pc net.PacketConn, n int) []string {
-	t.Helper()
-	var out []string
-	buf := make([]byte, 64<<10)
-	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for len(out) < n {
-		m, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("%d of %d datagrams: %v (got %q)", len(out), n, err, out)
-		}
-		out = append(out, string(buf[:m]))
-	}
-	return out
-}
 
 // errorLogsOf parses a main context through the real parser.
 func errorLogsOf(t *testing.T, main string) []config.Log {
@@ -86,9 +42,9 @@ var syslogMessage = regexp.MustCompile(`^<(\d+)>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d
 // level (severity= plays no part, as in nginx), host and tag, and the
 // error log line.
 func TestErrorLogSyslog(t *testing.T) {
-	sl := newSyslogListener(t)
-	logs := errorLogsOf(t, "error_log syslog:server="+sl.udp.LocalAddr().String()+",facility=local3,severity=emerg,tag=edge,nohostname warn;\n"+
-		"error_log syslog:server=unix:"+sl.sock+" info;")
+	sl := syslogtest.New(t)
+	logs := errorLogsOf(t, "error_log syslog:server="+sl.UDP.LocalAddr().String()+",facility=local3,severity=emerg,tag=edge,nohostname warn;\n"+
+		"error_log syslog:server=unix:"+sl.Sock+" info;")
 	l, err := newErrorLog(logs, "stderr")
 	if err != nil {
 		t.Fatal(err)
@@ -108,19 +64,19 @@ func TestErrorLogSyslog(t *testing.T) {
 		pc    net.PacketConn
 		wants []want
 	}{
-		{sl.udp, []want{
+		{sl.UDP, []want{
 			{"156", "", "edge", "warn", "warned"},
 			{"155", "", "edge", "error", `upstream down {"peer": "127.0.0.1:1"}`},
 			{"155", "", "edge", "error", long},
 		}},
-		{sl.unix, []want{
+		{sl.Unix, []want{
 			{"190", host, "nginx", "info", "info line"},
 			{"188", host, "nginx", "warn", "warned"},
 			{"187", host, "nginx", "error", `upstream down {"peer": "127.0.0.1:1"}`},
 			{"187", host, "nginx", "error", long},
 		}},
 	} {
-		for i, d := range readDatagrams(t, c.pc, len(c.wants)) {
+		for i, d := range syslogtest.Read(t, c.pc, len(c.wants)) {
 			w := c.wants[i]
 			if w.text == long {
 				// Cut at nginx's 2048 bytes of error line.
@@ -162,11 +118,11 @@ func TestErrorLogSyslogNginx(t *testing.T) {
 			t.Errorf("%s: priority %d for facility local0 and level %s in %q", who, pri, m[4], d)
 		}
 	}
-	dest := func(sl *syslogListener) string {
-		return "syslog:server=" + sl.udp.LocalAddr().String() + ",facility=local0,severity=emerg,tag=gw_1"
+	dest := func(sl *syslogtest.Listener) string {
+		return "syslog:server=" + sl.UDP.LocalAddr().String() + ",facility=local0,severity=emerg,tag=gw_1"
 	}
 
-	ngx := newSyslogListener(t)
+	ngx := syslogtest.New(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -202,7 +158,7 @@ func TestErrorLogSyslogNginx(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for i := 0; ; i++ {
-		d := readDatagrams(t, ngx.udp, 1)[0]
+		d := syslogtest.Read(t, ngx.UDP, 1)[0]
 		if strings.Contains(d, "/missing") {
 			check("nginx", d)
 			break
@@ -212,7 +168,7 @@ func TestErrorLogSyslogNginx(t *testing.T) {
 		}
 	}
 
-	ours := newSyslogListener(t)
+	ours := syslogtest.New(t)
 	l, err := newErrorLog(errorLogsOf(t, "error_log "+dest(ours)+" notice;"), "stderr")
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +176,7 @@ func TestErrorLogSyslogNginx(t *testing.T) {
 	defer l.close()
 	l.logger.Info("started")
 	l.logger.Warn("warned")
-	for _, d := range readDatagrams(t, ours.udp, 2) {
+	for _, d := range syslogtest.Read(t, ours.UDP, 2) {
 		check("gproxy", d)
 	}
 }

@@ -11,53 +11,9 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/proxy/syslog/syslogtest"
 	"golang.org/x/net/http2/hpack"
 )
-
-// collector is a syslog server on loopback: a UDP socket and a unix
-// datagram socket.
-type collector struct {
-	udp, unix net.PacketConn
-	sock      string
-}
-
-func newCollector(t *testing.T) *collector {
-	t.Helper()
-	u, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
-	// Short: sun_path holds 107 bytes, and t.TempDir can be long.
-	dir, err := os.MkdirTemp("", "sl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s")
-	x, err := net.ListenPacket("unixgram", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
-	return &collector{udp: u, unix: x, sock: sock}
-}
-
-// read returns n datagrams from pc, waiting at most 5 seconds.
-func read(t *testing.T, pc net.PacketConn, n int) []string {
-	t.Helper()
-	var out []string
-	buf := make([]byte, 64<<10)
-	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for len(out) < n {
-		m, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("%d of %d datagrams: %v (got %q)", len(out), n, err, out)
-		}
-		out = append(out, string(buf[:m]))
-	}
-	return out
-}
 
 // syslogConf names every form of destination: UDP with nginx's defaults,
 // a unix socket with every parameter, an empty tag at the extreme
@@ -82,17 +38,17 @@ func TestSyslogNginx(t *testing.T) {
 		{"/a?x=1", [][2]string{{"Host", "example.test"}, {"User-Agent", "a\"b\\c\x01\xc3\xa9"}}},
 		{"/b", [][2]string{{"Host", "example.test"}}},
 	}
-	fill := func(conf string, c *collector) string {
-		return strings.NewReplacer("{UDP}", c.udp.LocalAddr().String(), "{SOCK}", c.sock).Replace(conf)
+	fill := func(conf string, c *syslogtest.Listener) string {
+		return strings.NewReplacer("{UDP}", c.UDP.LocalAddr().String(), "{SOCK}", c.Sock).Replace(conf)
 	}
 
-	ngx := newCollector(t)
+	ngx := syslogtest.New(t)
 	_, addr := startNginx(t, fill(syslogConf, ngx))
 	for _, rq := range reqs {
 		nginxGet(t, addr, rq)
 	}
 
-	ours := newCollector(t)
+	ours := syslogtest.New(t)
 	h, s, _ := load(t, strings.ReplaceAll(fill(syslogConf, ours), "{ADDR}", "127.0.0.1:1"))
 	srv := h.Servers[0]
 	lg := s.For(&srv.Locations[0].Settings)
@@ -128,8 +84,8 @@ func TestSyslogNginx(t *testing.T) {
 		name      string
 		want, got []string
 	}{
-		{"udp", read(t, ngx.udp, 3*n), read(t, ours.udp, 3*n)},
-		{"unix", read(t, ngx.unix, n), read(t, ours.unix, n)},
+		{"udp", syslogtest.Read(t, ngx.UDP, 3*n), syslogtest.Read(t, ours.UDP, 3*n)},
+		{"unix", syslogtest.Read(t, ngx.Unix, n), syslogtest.Read(t, ours.Unix, n)},
 	} {
 		want, got := mask(c.want), mask(c.got)
 		for i := range want {
@@ -163,7 +119,7 @@ server { listen 127.0.0.1:30051; access_log syslog:server=unix:`+sock+`,nohostna
 	defer pc.Close()
 	r.Path = "/kept"
 	lg.Log(r)
-	got := read(t, pc, 1)[0]
+	got := syslogtest.Read(t, pc, 1)[0]
 	if !regexp.MustCompile(`^<190>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d x: /kept$`).MatchString(got) {
 		t.Errorf("got %q", got)
 	}
