@@ -2,13 +2,9 @@ package route
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/nginxtest"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -23,68 +20,13 @@ import (
 // (when installed) and through route, and compare nginx's answers over
 // HTTP/1.1 on 127.0.0.1 with Route's.
 
-// startNginx runs nginx in the foreground with the given http block body
-// (every server must listen on {ADDR}) and returns the address it listens
-// on. It is stopped when the test ends.
+// startNginx runs nginx with the given http block body (every server must
+// listen on {ADDR}) and returns the address it listens on.
 func startNginx(t *testing.T, httpBody string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if bin = "/usr/sbin/nginx"; !fileExists(bin) {
-			t.Skip("nginx not installed")
-		}
-	}
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-access_log off;
-client_body_temp_path %[1]s/tmp;
-%[2]s
+	_, addr := nginxtest.Start(t, "access_log off;\n"+httpBody)
+	return addr
 }
-`, dir, strings.ReplaceAll(httpBody, "{ADDR}", addr))
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Skipf("cannot start nginx: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		cancel()
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start: %v\n%s\n%s", err, out, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // nginxGet sends one raw HTTP/1.1 request and returns status and body.
 func nginxGet(t *testing.T, addr, host, target string, headers ...string) (int, string) {
