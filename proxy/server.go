@@ -307,14 +307,7 @@ func sameListeners(a, b *running) bool {
 // rest).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
-	for _, l := range s.listeners {
-		l.ln.Close()
-	}
-	conns := make([]*clientConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.stopAcceptingLocked()
 	if s.done == nil {
 		s.done = make(chan struct{})
 		if len(s.conns) == 0 {
@@ -345,14 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // once.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closing = true
-	for _, l := range s.listeners {
-		l.ln.Close()
-	}
-	conns := make([]*clientConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.stopAcceptingLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.close()
@@ -369,6 +355,20 @@ func (s *Server) Close() error {
 	}
 	s.cur.Load().logs.Close()
 	return nil
+}
+
+// stopAcceptingLocked closes the listeners and returns the client
+// connections open now; s.mu is held.
+func (s *Server) stopAcceptingLocked() []*clientConn {
+	s.closing = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // track registers a client connection; false when the server is closing.
