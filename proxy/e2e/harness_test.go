@@ -89,8 +89,12 @@ func freeAddr(t *testing.T) string {
 
 // waitListening dials addr until it accepts or the deadline passes.
 func waitListening(ctx context.Context, addr string) error {
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
