@@ -99,3 +99,11 @@ wait_port "$LISTEN" 10
 
 echo "$PROXY is running $CONF; sending $N calls over one connection:"
 timeout 60 bin/democlient -addr "$LISTEN" -n "$N"
+
+# The article's access_log, in its "main" format: one line per call, written
+# by gproxy within 100 ms (nginx writes each at once).
+sleep 0.3
+if [[ -s $tmp/access.log ]]; then
+	echo "$PROXY wrote $(wc -l <"$tmp/access.log") lines to the article's access_log; the last one:"
+	tail -n 1 "$tmp/access.log" | sed 's/^/  /'
+fi
