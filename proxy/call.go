@@ -192,6 +192,12 @@ func (c *call) begin(connectTimeout time.Duration) {
 // openLocked tries to open the upstream stream through the peer's pool.
 func (c *call) openLocked() {
 	end := c.reqEnd && len(c.pend) == 0
+	// The common case, a pooled connection with room, needs no retry
+	// closure: only build one when the pool has to wait for a dial.
+	if s := c.peer.Pool.TryOpen(c.fields, end, c); s != nil {
+		c.attachLocked(s)
+		return
+	}
 	attempt := c.tries
 	s := c.peer.Pool.Open(c.fields, end, c, c.connectTimeout, func(conn *h2.Conn, err error) {
 		c.mu.Lock()

@@ -14,6 +14,10 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
+// initialMaxFrameSize is SETTINGS_MAX_FRAME_SIZE's initial value (RFC 9113
+// 6.5.2); the codec caps frames at the server's actual setting.
+const initialMaxFrameSize = 1 << 14
+
 // DialFunc opens a connection to an upstream server. Every upstream
 // connection is made through one, so TLS (grpcs://) can wrap it later.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -61,6 +65,11 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	if u.Keepalive > 0 {
 		lim.MaxRequests = u.KeepaliveRequests
 	}
+	// DATA towards the server goes in frames as large as the protocol's
+	// default SETTINGS_MAX_FRAME_SIZE, as nginx's grpc module sends up to
+	// the server's frame size: http2_chunk_size (8k) is about what clients
+	// get, and halving the frames only adds frame headers and work.
+	lim.ChunkSize = initialMaxFrameSize
 	if opt.SendTimeout > 0 {
 		lim.WriteTimeout = opt.SendTimeout
 	}
@@ -146,6 +155,24 @@ func rootCause(err error) string {
 	return err.Error()
 }
 
+// TryOpen opens a stream on a connection with room, or returns nil if none
+// has room. It is Open's fast path, for callers that build retry only
+// when it is needed.
+func (p *Pool) TryOpen(fields []hpack.HeaderField, end bool, h h2.StreamHandler) *h2.Stream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.openLocked(fields, end, h)
+}
+
+func (p *Pool) openLocked(fields []hpack.HeaderField, end bool, h h2.StreamHandler) *h2.Stream {
+	for i := len(p.conns) - 1; i >= 0; i-- {
+		if s, err := p.conns[i].OpenStream(fields, end, h); err == nil {
+			return s
+		}
+	}
+	return nil
+}
+
 // Open opens a stream on a connection with room. If none has room it
 // returns nil, starts a dial if needed, and later calls retry on another
 // goroutine, with a fresh connection to open the stream on (which may
@@ -153,11 +180,9 @@ func rootCause(err error) string {
 func (p *Pool) Open(fields []hpack.HeaderField, end bool, h h2.StreamHandler,
 	connectTimeout time.Duration, retry func(*h2.Conn, error)) *h2.Stream {
 	p.mu.Lock()
-	for i := len(p.conns) - 1; i >= 0; i-- {
-		if s, err := p.conns[i].OpenStream(fields, end, h); err == nil {
-			p.mu.Unlock()
-			return s
-		}
+	if s := p.openLocked(fields, end, h); s != nil {
+		p.mu.Unlock()
+		return s
 	}
 	if p.closed {
 		p.mu.Unlock()

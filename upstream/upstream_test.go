@@ -217,6 +217,45 @@ func TestPoolMultiplexes(t *testing.T) {
 	}
 }
 
+// TestPoolTryOpen: TryOpen uses a pooled connection with room and
+// otherwise returns nil without dialing.
+func TestPoolTryOpen(t *testing.T) {
+	b := startH2Backend(t, 2, 300*time.Millisecond)
+	p := testPool(b.ln.Addr().String())
+	defer p.Close()
+	fields := []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: "/x"}, {Name: ":authority", Value: "up"}}
+	r := &recorder{done: make(chan error, 4)}
+	if s := p.TryOpen(fields, true, r); s != nil {
+		t.Fatal("TryOpen on an empty pool opened a stream")
+	}
+	if n := p.Conns(); n != 0 {
+		t.Fatalf("TryOpen dialed: %d connections", n)
+	}
+	if err := open(t, p, r); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.TryOpen(fields, true, r); s == nil {
+		t.Fatal("TryOpen found no room on a connection with 1 of 2 streams")
+	}
+	if s := p.TryOpen(fields, true, r); s != nil {
+		t.Fatal("TryOpen went past the server's stream limit")
+	}
+	if n := p.Conns(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("response timed out")
+		}
+	}
+}
+
 // TestPoolGoAway: after the server's GOAWAY, new streams go to a new
 // connection and the old one closes once drained.
 func TestPoolGoAway(t *testing.T) {

@@ -117,6 +117,8 @@ type Conn struct {
 	// Output. out is appended under mu; the writer swaps it with spare.
 	out      []byte
 	spare    []byte
+	outBox   *[]byte // pool entries of out and spare (see outBuf)
+	spareBox *[]byte
 	writing  bool // a writer goroutine is running
 	queue    []*Stream
 	credits  []credit // writer goroutine's scratch
@@ -232,7 +234,7 @@ func (c *Conn) Serve() error {
 func (c *Conn) start() {
 	c.mu.Lock()
 	if c.role == Client {
-		c.out = append(c.out, ClientPreface...)
+		c.out = append(c.outBuf(), ClientPreface...)
 		c.writeSettingsLocked(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.lim.StreamWindow)},
@@ -246,7 +248,7 @@ func (c *Conn) start() {
 		)
 	}
 	if inc := int64(c.lim.ConnWindow) - c.recvWindow; inc > 0 {
-		c.out = appendWindowUpdate(c.out, 0, uint32(inc))
+		c.out = appendWindowUpdate(c.outBuf(), 0, uint32(inc))
 		c.recvWindow += inc
 	}
 	c.kickLocked()
@@ -335,7 +337,7 @@ func (c *Conn) dispatch(f http2.Frame) error {
 func (c *Conn) connError(code http2.ErrCode, err error) error {
 	c.mu.Lock()
 	if !c.closed {
-		c.out = appendGoAway(c.out, c.lastPeerID, code)
+		c.out = appendGoAway(c.outBuf(), c.lastPeerID, code)
 		c.goAwaySent = true
 		c.closeWhenDrained = true
 		c.kickLocked()
@@ -397,7 +399,7 @@ func (c *Conn) streamProtocolError(id uint32, code http2.ErrCode) {
 		if c.role == Server && id > c.lastPeerID {
 			c.lastPeerID = id
 		}
-		c.out = appendRST(c.out, id, code)
+		c.out = appendRST(c.outBuf(), id, code)
 		c.kickLocked()
 	}
 	c.mu.Unlock()
@@ -443,7 +445,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		}
 		return nil
 	})
-	c.out = appendFrameHeader(c.out, 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+	c.out = appendFrameHeader(c.outBuf(), 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 	c.kickLocked()
 	c.mu.Unlock()
 	if flowErr {
@@ -512,7 +514,7 @@ func (c *Conn) onPing(f *http2.PingFrame) {
 	if f.IsAck() {
 		c.pingOut = false
 	} else if !c.closed {
-		c.out = appendPing(c.out, true, f.Data)
+		c.out = appendPing(c.outBuf(), true, f.Data)
 		c.kickLocked()
 	}
 	c.mu.Unlock()
@@ -571,7 +573,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	c.recvWindow -= n
 	c.recvUnacked += n
 	if c.recvUnacked >= int64(c.lim.ConnWindow)/4 && !c.closed {
-		c.out = appendWindowUpdate(c.out, 0, uint32(c.recvUnacked))
+		c.out = appendWindowUpdate(c.outBuf(), 0, uint32(c.recvUnacked))
 		c.recvWindow += c.recvUnacked
 		c.recvUnacked = 0
 		c.kickLocked()
@@ -585,7 +587,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		if s != nil {
 			c.resetLocked(s, http2.ErrCodeStreamClosed)
 		} else if !c.closed {
-			c.out = appendRST(c.out, f.StreamID, http2.ErrCodeStreamClosed)
+			c.out = appendRST(c.outBuf(), f.StreamID, http2.ErrCodeStreamClosed)
 			c.kickLocked()
 		}
 		c.mu.Unlock()
@@ -656,13 +658,13 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return nil // after GOAWAY new streams are ignored
 		}
 		if uint32(c.active) >= c.lim.MaxConcurrentStreams {
-			c.out = appendRST(c.out, id, http2.ErrCodeRefusedStream)
+			c.out = appendRST(c.outBuf(), id, http2.ErrCodeRefusedStream)
 			c.kickLocked()
 			c.mu.Unlock()
 			return nil
 		}
 		if code := checkRequest(f); code != http2.ErrCodeNo {
-			c.out = appendRST(c.out, id, code)
+			c.out = appendRST(c.outBuf(), id, code)
 			c.kickLocked()
 			c.mu.Unlock()
 			return nil
@@ -673,7 +675,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			// as nginx and Go's server answer.
 			c.writeHeadersLocked(id, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true)
 			if !f.StreamEnded() {
-				c.out = appendRST(c.out, id, http2.ErrCodeNo)
+				c.out = appendRST(c.outBuf(), id, http2.ErrCodeNo)
 			}
 			c.kickLocked()
 			c.mu.Unlock()
@@ -887,7 +889,7 @@ func (c *Conn) goAwayLocked(code http2.ErrCode) {
 	c.goAwaySent = true
 	if c.role == Server {
 		c.goAwayLastID = c.lastPeerID
-		c.out = appendGoAway(c.out, c.lastPeerID, code)
+		c.out = appendGoAway(c.outBuf(), c.lastPeerID, code)
 	}
 	if c.active == 0 {
 		c.closeWhenDrained = true
@@ -985,7 +987,7 @@ func (c *Conn) onReadTimeout() bool {
 		}
 		if !c.gotFrame {
 			c.pingOut = true
-			c.out = appendPing(c.out, false, [8]byte{'g', 'p', 'r', 'o', 'x', 'y'})
+			c.out = appendPing(c.outBuf(), false, [8]byte{'g', 'p', 'r', 'o', 'x', 'y'})
 			c.kickLocked()
 		}
 	}

@@ -5,7 +5,7 @@ import "sync"
 // Input path. An idle connection should cost little more than its socket
 // and its parked reader goroutine, so no read buffer stays with it: while
 // the connection has no open stream and nothing buffered, the reader waits
-// in a read into a small array on its own stack (waitIdle) and borrows a
+// in a read into a small array of the connection's (waitIdle) and borrows a
 // pooled buffer only when bytes arrive; the buffer goes back to the pool
 // the next time the connection is idle and drained. A busy connection keeps
 // its buffer, so the request path pays nothing extra.
@@ -34,6 +34,10 @@ type reader struct {
 	bufp *[]byte // borrowed from readPool while bytes are pending, else nil
 	buf  []byte  // *bufp
 	r, w int     // unread bytes are buf[r:w]
+	// small takes the first bytes after an idle wait (waitIdle). It lives
+	// here rather than on the stack because a slice passed to net.Conn.Read
+	// escapes, which would cost an allocation per idle wake-up.
+	small [32]byte
 }
 
 // drained reports whether no read byte is pending.
@@ -92,12 +96,11 @@ func (c *Conn) waitIdle() error {
 		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
 		c.bigFrame = false
 	}
-	var small [32]byte
-	n, err := c.readNet(small[:])
+	n, err := c.readNet(c.rd.small[:])
 	if n == 0 {
 		return err
 	}
 	c.rd.borrow()
-	c.rd.r, c.rd.w = 0, copy(c.rd.buf, small[:n])
+	c.rd.r, c.rd.w = 0, copy(c.rd.buf, c.rd.small[:n])
 	return nil
 }

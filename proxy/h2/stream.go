@@ -75,7 +75,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 	sent := 0
 	if len(s.pend) == s.off && !s.queued && len(c.out) < c.lim.MaxOutBuffer {
 		// Fast path: frame straight from p.
-		sent = c.frameDataLocked(s, p, end, len(p)/c.lim.ChunkSize+1)
+		sent = c.frameDataLocked(s, p, end, len(p)/c.chunkLocked()+1)
 		p = p[sent:]
 		if sent > 0 {
 			c.kickLocked()
@@ -113,7 +113,7 @@ func (c *Conn) resetLocked(s *Stream, code http2.ErrCode) {
 	}
 	c.dropQueuedLocked(s)
 	if !c.closed && !(s.sendDone && s.rstAfter != 0) {
-		c.out = appendRST(c.out, s.id, code)
+		c.out = appendRST(c.outBuf(), s.id, code)
 		c.kickLocked()
 	}
 	s.sendDone, s.recvDone = true, true
@@ -152,7 +152,7 @@ func (s *Stream) Credit(n int) {
 	}
 	s.recvUnacked += int32(n)
 	if s.recvUnacked >= c.lim.StreamWindow/4 {
-		c.out = appendWindowUpdate(c.out, s.id, uint32(s.recvUnacked))
+		c.out = appendWindowUpdate(c.outBuf(), s.id, uint32(s.recvUnacked))
 		s.recvWindow += s.recvUnacked
 		s.recvUnacked = 0
 		c.kickLocked()

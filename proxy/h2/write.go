@@ -15,16 +15,30 @@ import (
 // readers) between two writes leave in one syscall, and an idle connection
 // has no writer.
 
+// bufPool holds output buffers. A connection keeps the *[]byte it borrowed
+// beside the slice (outBox, spareBox) and returns that same box, so putting
+// a buffer back allocates nothing.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
-
-func putBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > 1<<20 {
+// putBuf returns b, borrowed in box, to the pool; a buffer that grew past
+// 1 MiB is left to the collector.
+func putBuf(box *[]byte, b []byte) {
+	if box == nil || cap(b) == 0 || cap(b) > 1<<20 {
 		return
 	}
-	b = b[:0]
-	bufPool.Put(&b)
+	*box = b[:0]
+	bufPool.Put(box)
+}
+
+// outBuf returns c.out, first borrowing a pooled buffer if the connection
+// holds none (it holds none while idle). Every append to c.out goes
+// through it, so output never grows from a nil slice.
+func (c *Conn) outBuf() []byte {
+	if c.out == nil {
+		c.outBox = bufPool.Get().(*[]byte)
+		c.out = (*c.outBox)[:0]
+	}
+	return c.out
 }
 
 // kickLocked makes sure a writer will look at the connection.
@@ -44,9 +58,9 @@ func (c *Conn) writeLoop() {
 		if len(c.out) == 0 || c.closed && !c.closeWhenDrained {
 			c.writing = false
 			closeNow := c.closeWhenDrained && len(c.out) == 0
-			putBuf(c.out)
-			putBuf(c.spare)
-			c.out, c.spare = nil, nil
+			putBuf(c.outBox, c.out)
+			putBuf(c.spareBox, c.spare)
+			c.out, c.spare, c.outBox, c.spareBox = nil, nil, nil, nil
 			credits := c.takeCreditsLocked()
 			c.mu.Unlock()
 			deliver(credits)
@@ -63,12 +77,11 @@ func (c *Conn) writeLoop() {
 			c.nc.Close()
 			return
 		}
-		buf := c.out
-		if c.spare == nil {
-			c.spare = getBuf()
-		}
-		c.out = c.spare
-		c.spare = nil
+		// Swap buffers: appends go on into the spare (borrowed by outBuf
+		// if there is none yet) while buf is written.
+		buf, box := c.out, c.outBox
+		c.out, c.outBox = c.spare, c.spareBox
+		c.spare, c.spareBox = nil, nil
 		credits := c.takeCreditsLocked()
 		c.mu.Unlock()
 
@@ -79,7 +92,7 @@ func (c *Conn) writeLoop() {
 		_, err := c.nc.Write(buf)
 
 		c.mu.Lock()
-		c.spare = buf[:0]
+		c.spare, c.spareBox = buf[:0], box
 		if err != nil {
 			c.writing = false
 			c.closed = true
@@ -206,7 +219,7 @@ func (c *Conn) frameQueuedLocked(s *Stream) (more, connBlocked bool) {
 		s.trailers = nil
 		c.endSentLocked(s)
 	case s.endQueued:
-		c.out = appendFrameHeader(c.out, 0, http2.FrameData, http2.FlagDataEndStream, s.id)
+		c.out = appendFrameHeader(c.outBuf(), 0, http2.FrameData, http2.FlagDataEndStream, s.id)
 		c.endSentLocked(s)
 	}
 	return false, false
@@ -216,10 +229,7 @@ func (c *Conn) frameQueuedLocked(s *Stream) (more, connBlocked bool) {
 // stream and connection windows; end sets END_STREAM on the frame carrying
 // the last byte. It returns the bytes framed and records them as credit.
 func (c *Conn) frameDataLocked(s *Stream, p []byte, end bool, maxChunks int) int {
-	chunk := c.lim.ChunkSize
-	if int(c.peerMaxFrame) < chunk {
-		chunk = int(c.peerMaxFrame)
-	}
+	chunk := c.chunkLocked()
 	sent := 0
 	for i := 0; i < maxChunks && len(p) > 0; i++ {
 		n := len(p)
@@ -240,8 +250,8 @@ func (c *Conn) frameDataLocked(s *Stream, p []byte, end bool, maxChunks int) int
 		if last && end {
 			flags = http2.FlagDataEndStream
 		}
-		c.out = appendFrameHeader(c.out, n, http2.FrameData, flags, s.id)
-		c.out = append(c.out, p[:n]...)
+		c.out = appendFrameHeader(c.outBuf(), n, http2.FrameData, flags, s.id)
+		c.out = append(c.outBuf(), p[:n]...)
 		p = p[n:]
 		sent += n
 		s.sendWindow -= int64(n)
@@ -261,12 +271,18 @@ func (c *Conn) frameDataLocked(s *Stream, p []byte, end bool, maxChunks int) int
 	return sent
 }
 
+// chunkLocked is the largest DATA payload we send: ChunkSize, capped by
+// the peer's SETTINGS_MAX_FRAME_SIZE.
+func (c *Conn) chunkLocked() int {
+	return min(c.lim.ChunkSize, int(c.peerMaxFrame))
+}
+
 // endSentLocked records that END_STREAM went out on s.
 func (c *Conn) endSentLocked(s *Stream) {
 	s.sendDone = true
 	s.endQueued = false
 	if s.rstAfter != 0 {
-		c.out = appendRST(c.out, s.id, s.rstAfter)
+		c.out = appendRST(c.outBuf(), s.id, s.rstAfter)
 		s.recvDone = true
 	}
 	c.maybeRemoveLocked(s)
@@ -292,17 +308,17 @@ func (c *Conn) writeHeadersLocked(id uint32, fields []hpack.HeaderField, end boo
 		if n == len(block) {
 			flags |= http2.FlagHeadersEndHeaders
 		}
-		c.out = appendFrameHeader(c.out, n, typ, flags, id)
-		c.out = append(c.out, block[:n]...)
+		c.out = appendFrameHeader(c.outBuf(), n, typ, flags, id)
+		c.out = append(c.outBuf(), block[:n]...)
 		block = block[n:]
 		typ = http2.FrameContinuation
 	}
 }
 
 func (c *Conn) writeSettingsLocked(settings ...http2.Setting) {
-	c.out = appendFrameHeader(c.out, 6*len(settings), http2.FrameSettings, 0, 0)
+	c.out = appendFrameHeader(c.outBuf(), 6*len(settings), http2.FrameSettings, 0, 0)
 	for _, s := range settings {
-		c.out = append(c.out, byte(s.ID>>8), byte(s.ID), byte(s.Val>>24), byte(s.Val>>16), byte(s.Val>>8), byte(s.Val))
+		c.out = append(c.outBuf(), byte(s.ID>>8), byte(s.ID), byte(s.Val>>24), byte(s.Val>>16), byte(s.Val>>8), byte(s.Val))
 	}
 }
 
