@@ -19,10 +19,14 @@ var upstreamCommands = append([]command{
 	{name: "ip_hash", ctx: cUps, args: noArgs, status: statusImplemented, set: setBalance},
 	{name: "hash", ctx: cUps, args: take12, status: statusImplemented, set: setBalance},
 	{name: "random", ctx: cUps, args: noArgs | take12, status: statusImplemented, set: setBalance},
-	{name: "keepalive", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepalive},
-	{name: "keepalive_time", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveTime},
-	{name: "keepalive_timeout", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveTimeout},
-	{name: "keepalive_requests", ctx: cUps, args: take1, status: statusImplemented, set: setUpsKeepaliveRequests},
+	{name: "keepalive", ctx: cUps, args: take1, status: statusImplemented,
+		set: upsValue(parsePositive, func(u *config.Upstream, v int) { u.Keepalive = v })},
+	{name: "keepalive_time", ctx: cUps, args: take1, status: statusImplemented,
+		set: upsValue(parseMsec, func(u *config.Upstream, v time.Duration) { u.KeepaliveTime = v })},
+	{name: "keepalive_timeout", ctx: cUps, args: take1, status: statusImplemented,
+		set: upsValue(parseMsec, func(u *config.Upstream, v time.Duration) { u.KeepaliveTimeout = v })},
+	{name: "keepalive_requests", ctx: cUps, args: take1, status: statusImplemented,
+		set: upsValue(parseCount, func(u *config.Upstream, v int) { u.KeepaliveRequests = v })},
 },
 	// zone shares upstream state between worker processes; gproxy is one
 	// process, so its state is shared already.
@@ -94,7 +98,7 @@ func setUpstream(l *loader, _ *block, n *lex.Node) error {
 	hs := l.http
 	hs.h.Upstreams = append(hs.h.Upstreams, u)
 	hs.h.UpstreamByName[u.Name] = u
-	if err := l.walk(n.Children, &block{kind: cUps, ups: u}); err != nil {
+	if err := l.walk(n.Children, &block{kind: cUps, ups: u, lvl: newLevel()}); err != nil {
 		return err
 	}
 	// nginx checks this as soon as the block has been read, so the
@@ -259,43 +263,44 @@ func setBalance(l *loader, b *block, n *lex.Node) error {
 	return nil
 }
 
-func setUpsKeepalive(l *loader, b *block, n *lex.Node) error {
-	if b.ups.Keepalive != 0 {
-		return l.dirErr(n, "is duplicate")
+// upsValue builds the setter of an upstream-level value, in nginx's order:
+// "is duplicate" first, then the value, whose parser gives nginx's message
+// for a bad one as a format of the value and the directive's name.
+func upsValue[T any](parse func(string) (T, string), store func(*config.Upstream, T)) func(*loader, *block, *lex.Node) error {
+	return func(l *loader, b *block, n *lex.Node) error {
+		if err := l.once(b, n); err != nil {
+			return err
+		}
+		v, bad := parse(n.Args[0])
+		if bad != "" {
+			return l.errf(n, bad, n.Args[0], n.Name)
+		}
+		store(b.ups, v)
+		return nil
 	}
-	v, ok := parseNum(n.Args[0])
-	if !ok || v == 0 {
-		return l.errf(n, `invalid value "%s" in "%s" directive`, n.Args[0], n.Name)
-	}
-	b.ups.Keepalive = v
-	return nil
 }
 
-func setUpsKeepaliveTime(l *loader, b *block, n *lex.Node) error {
-	v, ok := parseTime(n.Args[0], false)
-	if !ok {
-		return l.dirErr(n, "invalid value")
+// Value parsers for upsValue: the value, or nginx's message for a bad one
+// (%[1]s the value, %[2]s the directive).
+func parsePositive(s string) (int, string) { // the keepalive module's words
+	if v, ok := parseNum(s); ok && v > 0 {
+		return v, ""
 	}
-	b.ups.KeepaliveTime = v
-	return nil
+	return 0, `invalid value "%[1]s" in "%[2]s" directive`
 }
 
-func setUpsKeepaliveTimeout(l *loader, b *block, n *lex.Node) error {
-	v, ok := parseTime(n.Args[0], false)
-	if !ok {
-		return l.dirErr(n, "invalid value")
+func parseCount(s string) (int, string) {
+	if v, ok := parseNum(s); ok {
+		return v, ""
 	}
-	b.ups.KeepaliveTimeout = v
-	return nil
+	return 0, `"%[2]s" directive invalid number`
 }
 
-func setUpsKeepaliveRequests(l *loader, b *block, n *lex.Node) error {
-	v, ok := parseNum(n.Args[0])
-	if !ok {
-		return l.dirErr(n, "invalid number")
+func parseMsec(s string) (time.Duration, string) {
+	if v, ok := parseTime(s, false); ok {
+		return v, ""
 	}
-	b.ups.KeepaliveRequests = v
-	return nil
+	return 0, `"%[2]s" directive invalid value`
 }
 
 // initUpstreams is nginx's upstream init at the end of http: every block
