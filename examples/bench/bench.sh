@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: gproxy against nginx and HAProxy (and no proxy at all) on
-# loopback: same two gRPC backends, same loads, one core for each proxy.
+# make bench: gproxy against nginx and HAProxy (and no proxy at all: direct
+# to one backend, direct2 to both) on loopback: same two gRPC backends, same
+# loads, one core for each proxy.
 # What is measured and how: examples/bench/README.md. A benchmark, not a
 # test: nothing fails on a slow number, and failed calls are counted in the
 # table; a process that fails to start or dies is named with the end of its
@@ -13,7 +14,7 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-PROXIES=${PROXIES:-direct gproxy nginx haproxy}
+PROXIES=${PROXIES:-direct direct2 gproxy nginx haproxy}
 BENCH_PORT=${BENCH_PORT:-20000} # first port tried; below the ephemeral range
 PROXY_CPU=${PROXY_CPU:-1}       # the proxy runs alone on this core
 LOAD_CPU=${LOAD_CPU:-0}         # h2load, benchtool and both backends share this one
@@ -217,6 +218,11 @@ backend be
     server b2 $B2 proto h2
 CONF
 
+# noproxy NAME: whether NAME is a baseline without a proxy. direct drives
+# backend 1 alone; direct2 drives both at once, as the proxies do (unary
+# loads only: see h2run).
+noproxy() { [[ $1 == direct || $1 == direct2 ]]; }
+
 # start_proxy NAME: starts it alone on its core and waits until it answers.
 start_proxy() {
 	local on=(taskset -c "$PROXY_CPU")
@@ -225,12 +231,12 @@ start_proxy() {
 		return 1
 	fi
 	case $1 in
-	direct) return 0 ;;
+	direct | direct2) return 0 ;;
 	gproxy) spawn gproxy "$RUN/gproxy.log" "${on[@]}" env GOMAXPROCS=1 "$tmp/gproxy" -c "$RUN/gproxy.conf" ;;
 	nginx) spawn nginx "$RUN/nginx.log" "${on[@]}" nginx -p "$RUN/" -e "$RUN/nginx-error.log" -c "$RUN/nginx.conf" ;;
 	haproxy) spawn haproxy "$RUN/haproxy.log" "${on[@]}" haproxy -db -f "$RUN/haproxy.cfg" ;;
 	*)
-		say "unknown proxy $1 (want direct, gproxy, nginx or haproxy)"
+		say "unknown proxy $1 (want direct, direct2, gproxy, nginx or haproxy)"
 		return 1
 		;;
 	esac
@@ -257,39 +263,59 @@ size_run() {
 		printf "%d", n < c ? c : n }'
 }
 
-# ticks NAME: utime+stime of NAME's process in clock ticks (0 for direct).
+# ticks NAME: utime+stime of NAME's process in clock ticks (0 without a proxy).
 ticks() {
-	[[ $1 == direct ]] && { echo 0; return; }
+	noproxy "$1" && { echo 0; return; }
 	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/${PID[$1]}/stat"
 }
 
 # core_ticks N: busy and total ticks of core N.
 core_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
 
-# h2run NAME OUTFILE H2LOAD-ARGS...: one bounded h2load run of unary calls
-# against NAME; prints "OK BAD RPS SECONDS PROXY_TICKS LOAD_CORE_BUSY%".
+# h2run NAME OUTFILE C M RUN-ARGS...: one bounded h2load run of unary calls
+# against NAME, C connections x M streams, RUN-ARGS being -D SECONDS or
+# -n CALLS; prints "OK BAD RPS SECONDS PROXY_TICKS LOAD_CORE_BUSY%".
 # The last tells which side limited the run: when the load core is near
 # 100% and the proxy's is not, the RPS says more about the proxy's latency
 # and what its upstream traffic costs the backends than about its capacity.
+# direct2 is two h2load at the same time, one per backend, each with half
+# the connections and calls (OUTFILE.b1, OUTFILE.b2): the proxies' load
+# without the proxy. Its calls are summed, and its RPS is those over the
+# longer run's time.
 h2run() {
-	local name=$1 out=$2 t0 t1 l0 lt0 l1 lt1
-	shift 2
+	local name=$1 out=$2 c=$3 m=$4 t0 t1 l0 lt0 l1 lt1 i
+	shift 4
+	local -a run=("$@") targets=() outs=() pids=()
+	if [[ $name == direct2 ]]; then
+		targets=("$B1" "$B2") outs=("$out.b1" "$out.b2")
+		c=$((c / 2))
+		[[ ${run[0]} == -n ]] && run[1]=$((run[1] / 2))
+	else
+		targets=("${ADDR[$name]}") outs=("$out")
+	fi
 	t0=$(ticks "$name")
 	read -r l0 lt0 < <(core_ticks "$LOAD_CPU")
-	timeout $((MAX_S + 30)) taskset -c "$LOAD_CPU" h2load "$@" \
-		-d "$tmp/unary.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-		"http://${ADDR[$name]}$RPC" >"$out" 2>&1 || true
+	for i in "${!targets[@]}"; do
+		timeout $((MAX_S + 30)) taskset -c "$LOAD_CPU" h2load -c "$c" -m "$m" "${run[@]}" \
+			-d "$tmp/unary.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+			"http://${targets[i]}$RPC" >"${outs[i]}" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do wait "${pids[i]}" || true; done
 	t1=$(ticks "$name")
 	read -r l1 lt1 < <(core_ticks "$LOAD_CPU")
 	awk -v dt=$((t1 - t0)) -v lb=$((l1 - l0)) -v lt=$((lt1 - lt0)) '
 		/^finished in/ {
 			t = $3; sub(/,$/, "", t)
 			if (t ~ /ms$/) { sub(/ms$/, "", t); t /= 1000 } else sub(/s$/, "", t)
-			rps = $4
+			if (t + 0 > secs) secs = t + 0
+			rps += $4
 		}
-		/^requests:/ { total = $2 }
-		/^status codes:/ { ok = $3 }
-		END { printf "%d %d %.0f %.3f %d %.0f\n", ok, total - ok, rps, t, dt, (lt > 0 ? lb / lt * 100 : 0) }' "$out"
+		/^requests:/ { total += $2 }
+		/^status codes:/ { ok += $3 }
+		END {
+			if (FNR < NR) rps = secs > 0 ? ok / secs : 0 # several runs: calls over the longer one
+			printf "%d %d %.0f %.3f %d %.0f\n", ok, total - ok, rps, secs, dt, (lt > 0 ? lb / lt * 100 : 0) }' "${outs[@]}"
 }
 
 # unary NAME C M: RPS and proxy CPU per call with C connections x M streams.
@@ -301,11 +327,11 @@ h2run() {
 # up to three runs; a figure still short of it is starred.
 unary() {
 	local p=$1 c=$2 m=$3 k=$1.$2x$3 ok bad rps secs dt lc n attempt enough=1
-	read -r ok bad rps secs dt lc < <(h2run "$p" "$RUN/h2load-$p-${c}x$m-probe.txt" -c "$c" -m "$m" -D 1)
+	read -r ok bad rps secs dt lc < <(h2run "$p" "$RUN/h2load-$p-${c}x$m-probe.txt" "$c" "$m" -D 1)
 	n=$(size_run "$rps" "$secs" "$dt" "$c" "$m")
 	for attempt in 1 2 3; do
-		read -r ok bad rps secs dt lc < <(h2run "$p" "$RUN/h2load-$p-${c}x$m.txt" -c "$c" -m "$m" -n "$n")
-		[[ $p == direct ]] && break
+		read -r ok bad rps secs dt lc < <(h2run "$p" "$RUN/h2load-$p-${c}x$m.txt" "$c" "$m" -n "$n")
+		noproxy "$p" && break
 		enough=$(awk -v dt="$dt" -v tick="$TICK" -v min="$CPU_MIN" -v s="$secs" -v hi="$MAX_S" \
 			'BEGIN { print (dt / tick >= min || s >= hi) ? 1 : 0 }')
 		((enough)) && break
@@ -313,7 +339,7 @@ unary() {
 		n=$(size_run "$rps" "$secs" "$dt" "$c" "$m")
 	done
 	R[$k.rps]=$rps R[$k.n]=$ok R[$k.bad]=$bad R[$k.secs]=$secs R[$k.loadcore]=$lc%
-	if [[ $p == direct || $ok == 0 ]]; then
+	if noproxy "$p" || [[ $ok == 0 ]]; then
 		R[$k.us]=- R[$k.cpu]=- R[$k.proxycore]=-
 	else
 		R[$k.us]=$(awk -v dt="$dt" -v tick="$TICK" -v ok="$ok" 'BEGIN { printf "%.1f", dt / tick / ok * 1e6 }')
@@ -335,7 +361,7 @@ latency() {
 		# CPU per call at this rate, warm-up included in both counts: at
 		# low concurrency a proxy batches less than under full load.
 		t1=$(ticks "$p")
-		[[ $p == direct ]] || R[$p.latus]=$(awk -v dt=$((t1 - t0)) -v tick="$TICK" -v n="$RATE" -v s="$LAT_S" \
+		noproxy "$p" || R[$p.latus]=$(awk -v dt=$((t1 - t0)) -v tick="$TICK" -v n="$RATE" -v s="$LAT_S" \
 			'BEGIN { printf "%.1f", dt / tick / (n * (s + 1)) * 1e6 }')
 		say "$p latency at $RATE/s: p50 ${R[$p.p50]} p99 ${R[$p.p99]} p99.9 ${R[$p.p999]} ms; ${R[$p.rate]}/s achieved, ${R[$p.latn]} calls, ${R[$p.latbad]} errors, scheduler lag p99 ${R[$p.lag]} ms, ${R[$p.latus]:--} us/call"
 	else
@@ -360,7 +386,7 @@ streaming() {
 # idle_rss NAME: KiB of proxy RSS per idle HTTP/2 client connection.
 idle_rss() {
 	local p=$1 line
-	[[ $p == direct ]] && return 0
+	noproxy "$p" && return 0
 	if line=$(timeout 60 taskset -c "$LOAD_CPU" "$BT" idle -addr "${ADDR[$p]}" -pid "${PID[$p]}" -n "$IDLE_N" 2>>"$RUN/bench.log"); then
 		R[$p.idle]=${line%% *}
 		say "$p idle: $line (KiB/conn, RSS before, after)"
@@ -400,7 +426,7 @@ step() {
 	read -r b1 t1 < <(machine_ticks)
 	OTHER_BUSY[$p]=$((${OTHER_BUSY[$p]:-0} + (b1 - b0) - (o1 - o0)))
 	OTHER_ALL[$p]=$((${OTHER_ALL[$p]:-0} + t1 - t0))
-	if [[ $p != direct ]] && ! alive "$p"; then
+	if ! noproxy "$p" && ! alive "$p"; then
 		blame "$p" "died during: $*"
 		R[$p.note]="died during $1"
 		DEAD[$p]=1
@@ -416,7 +442,7 @@ live=()
 for p in $PROXIES; do
 	if start_proxy "$p"; then
 		live+=("$p")
-		[[ $p == direct ]] || step "$p" idle_rss "$p"
+		noproxy "$p" || step "$p" idle_rss "$p"
 	else
 		R[$p.note]=${R[$p.note]:-did not start}
 		failed+=("$p")
@@ -427,6 +453,7 @@ for load in "unary 4 32" "unary 64 100" "latency" "streaming down" "streaming up
 	say "== $load"
 	for p in "${live[@]}"; do
 		[[ -z ${DEAD[$p]:-} ]] || continue
+		[[ $p == direct2 && ${args[0]} != unary ]] && continue # unary loads only: for the rest, direct is the baseline
 		if ((SECONDS > BUDGET)); then
 			say "time budget of $BUDGET s spent: skipping $load for $p"
 			R[$p.note]="${R[$p.note]:-skipped from $load: time budget}"
@@ -471,6 +498,7 @@ gp_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 		echo "| $p${note:+ ($note)} | $(v "$p.4x32.rps") | $(v "$p.4x32.us") | $(v "$p.64x100.rps") | $(v "$p.64x100.us") | $(v "$p.p50") | $(v "$p.p99") | $(v "$p.p999") | $(v "$p.down") | $(v "$p.up") | $(v "$p.idle") | $(errors "$p") |"
 	done
 	echo
+	echo "No proxy: direct drives backend 1 alone; direct2 (unary loads only) runs two h2load at once, one per backend with half the connections, as the proxies spread their calls: calls summed, over the longer run's time."
 	echo "Unary loads: h2load, a 1 s probe then a counted run sized for ~${CPU_S} s (at least ${CPU_MIN} s) of proxy CPU, ${MIN_S}-${MAX_S} s; us/call = proxy utime+stime / calls (* if under ${CPU_MIN} s of CPU: coarse)."
 	echo "Latency: benchtool rate, $RATE calls/s evenly spaced over $RATE_C connections, ${LAT_S} s after 1 s of warm-up."
 	echo "Streaming: 4 connections, 16 x 1 MiB messages per call, ${STREAM_S} s; down = server->client, up = client->server."
