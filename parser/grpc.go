@@ -73,7 +73,7 @@ var grpcCommands = concat([]command{
 	{name: "grpc_ssl_ciphers", ctx: cHSL, args: take1, status: statusImplemented,
 		set: stringSetting(func(s *config.Settings, v string) { s.GRPC.SSLCiphers = v })},
 },
-	ignored(cHSL, flag, checkFlag, "grpc_ssl_session_reuse"),
+	ignored(cHSL, flag, slot(isFlag), "grpc_ssl_session_reuse"),
 	unsupported("grpc_bind", "grpc_ssl_crl", "grpc_ssl_password_file", "grpc_ssl_conf_command"),
 )
 
@@ -110,6 +110,10 @@ func setGRPCPass(l *loader, b *block, n *lex.Node) error {
 		host, port, msg = splitHostPort(v, "")
 		if msg != "" {
 			return l.errf(n, "%s in upstream \"%s\"", msg, v)
+		}
+		if strings.HasPrefix(v, "[") {
+			// nginx names an IPv6 upstream as written, brackets and all.
+			host = "[" + host + "]"
 		}
 	}
 	r, err := l.addUpstream(n, host, port, false)

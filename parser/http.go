@@ -15,7 +15,7 @@ import (
 // http {}, server {}, listen, server_name, location and the core settings
 // that inherit from http to server to location (nginx's http core module).
 
-var httpCommands = []command{
+var httpCommands = append([]command{
 	{name: "http", ctx: cMain, args: noArgs, block: true, status: statusImplemented, set: setHTTP},
 	{name: "server", ctx: cHTTP, args: noArgs, block: true, status: statusImplemented, set: setServer},
 	{name: "listen", ctx: cServer, args: more1, status: statusImplemented, set: setListen},
@@ -31,16 +31,11 @@ var httpCommands = []command{
 	{name: "http2_chunk_size", ctx: cHSL, args: take1, status: statusImplemented, set: setHTTP2ChunkSize},
 	{name: "resolver", ctx: cHSL | cUps, args: more1, status: statusImplemented, set: setResolver},
 	{name: "resolver_timeout", ctx: cHSL | cUps, args: take1, status: statusImplemented, set: setResolverTimeout},
-	// Settings of nginx's HTTP/2 module that gproxy's engine sizes itself.
-	{name: "http2_recv_buffer_size", ctx: cHTTP, args: take1, status: statusIgnored, set: checkSize},
-	{name: "http2_body_preread_size", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkSize},
-	{name: "http2_streams_index_size", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkNum},
-	{name: "http2_idle_timeout", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkMsec},
-	{name: "http2_recv_timeout", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkMsec},
-	{name: "http2_max_requests", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkNum},
-	{name: "http2_max_field_size", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkSize},
-	{name: "http2_max_header_size", ctx: cHTTP | cServer, args: take1, status: statusIgnored, set: checkSize},
-}
+}, http2Ignored...)
+
+// connectionPoolSize is nginx's default connection_pool_size on 64-bit
+// systems; large_client_header_buffers may not be smaller.
+const connectionPoolSize = 512
 
 // defaultSettings are nginx's values for what no level sets.
 func defaultSettings() config.Settings {
@@ -82,6 +77,12 @@ func defaultSettings() config.Settings {
 type level struct {
 	ops  []op
 	seen map[string]bool
+	// bits holds what bitmask and MIME type list directives have
+	// collected at this level.
+	bits map[string][]string
+	// exts maps the extensions of types {} at this level (lower case) to
+	// their MIME type, for nginx's duplicate extension warning.
+	exts map[string]string
 }
 
 type op struct {
@@ -107,6 +108,10 @@ func (lv *level) effective(parent config.Settings) config.Settings {
 
 // once reports nginx's "is duplicate" for a scalar set twice at one level.
 func (l *loader) once(b *block, n *lex.Node) error {
+	if b.lvl == nil {
+		// main and events have one level each.
+		return l.mainOnce(n)
+	}
 	if b.lvl.seen[n.Name] {
 		return l.dirErr(n, "is duplicate")
 	}
@@ -143,6 +148,8 @@ type httpState struct {
 }
 
 type listenAddr struct {
+	servers     int  // how many servers listen on the address
+	bind        bool // some listen of the address has bind or a socket option
 	defaultPos  *config.Pos
 	optionsPos  *config.Pos
 	names       map[string]bool
@@ -183,14 +190,16 @@ func setHTTP(l *loader, _ *block, n *lex.Node) error {
 	if n.Unclosed {
 		return nil
 	}
-	return l.finishHTTP()
+	return l.finishHTTP(config.Pos{File: l.file, Line: n.CloseLine})
 }
 
 // finishHTTP runs the checks nginx makes when the http block closes, in
 // nginx's order: upstreams are initialised, then servers and locations
 // merged, then locations sorted, then variables resolved, then server
 // names hashed per address.
-func (l *loader) finishHTTP() error {
+// closing is where the http block ends: nginx's merge-time messages name
+// that place.
+func (l *loader) finishHTTP(closing config.Pos) error {
 	hs := l.http
 	if err := l.initUpstreams(); err != nil {
 		return err
@@ -199,8 +208,14 @@ func (l *loader) finishHTTP() error {
 	// With no access_log anywhere, nginx logs to logs/access.log.
 	top.AccessLogs = []config.Log{{Path: l.path("logs/access.log"), Format: "combined"}}
 	httpEff := hs.lvl.effective(top)
+	// The core module merges every server before the ssl module does.
 	for _, ss := range hs.servers {
 		ss.s.Settings = ss.lvl.effective(httpEff)
+		if ss.s.Settings.LargeClientHeaderBuffers.Size < connectionPoolSize {
+			return l.errAt(closing, `the "large_client_header_buffers" size must be equal to or greater than "connection_pool_size"`)
+		}
+	}
+	for _, ss := range hs.servers {
 		ss.s.HTTP2 = false
 		if hs.http2 != nil {
 			ss.s.HTTP2 = *hs.http2
@@ -277,8 +292,13 @@ func (l *loader) checkServerNames() {
 	for _, ss := range l.http.servers {
 		for _, key := range ss.listens {
 			la := l.http.listens[key]
+			if la.servers < 2 {
+				// nginx hashes the names of an address only when
+				// several servers share it.
+				continue
+			}
 			for _, sn := range ss.s.Names {
-				if sn.Name == "" {
+				if sn.Kind == config.NameRegex {
 					continue
 				}
 				if la.names[sn.Name] {
@@ -574,14 +594,9 @@ func setResolver(l *loader, b *block, n *lex.Node) error {
 			return l.errf(n, `the "ipv4=" parameter of the "resolver" directive is not supported by gproxy`)
 		case strings.HasPrefix(a, "status_zone="):
 		default:
-			host, port := a, "53"
-			if h, p, err := net.SplitHostPort(a); err == nil {
-				host, port = h, p
-			} else if strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]") {
-				host = a[1 : len(a)-1]
-			}
-			if v, ok := parseNum(port); !ok || v < 1 || v > 65535 {
-				return l.errf(n, `invalid port in "%s"`, a)
+			host, port, msg := splitHostPort(a, "53")
+			if msg != "" {
+				return l.errf(n, `%s in resolver "%s"`, msg, a)
 			}
 			ips, err := l.lookup(host)
 			if err != nil || len(ips) == 0 {
@@ -629,16 +644,18 @@ func setResolverTimeout(l *loader, b *block, n *lex.Node) error {
 }
 
 // checkCertificates makes sure the server's certificates and keys can be
-// read, as nginx does by loading them at start and at -t.
+// read, as nginx does by loading them at start and at -t: first that each
+// certificate has its key, then the files.
 func (l *loader) checkCertificates(s config.SSLSettings) error {
+	if len(s.CertificateKeys) < len(s.Certificates) {
+		c := l.asWritten[s.Certificates[len(s.CertificateKeys)]]
+		return &Diagnostic{Level: "emerg", Msg: "no \"ssl_certificate_key\" is defined for certificate \"" + c + "\""}
+	}
 	for i, c := range s.Certificates {
 		if f, err := os.Open(c); err != nil {
 			return &Diagnostic{Level: "emerg", Msg: "cannot load certificate \"" + c + "\": " + openError(c, err)}
 		} else {
 			f.Close()
-		}
-		if i >= len(s.CertificateKeys) {
-			return &Diagnostic{Level: "emerg", Msg: "no \"ssl_certificate_key\" is defined for certificate \"" + c + "\""}
 		}
 		k := s.CertificateKeys[i]
 		if f, err := os.Open(k); err != nil {

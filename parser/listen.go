@@ -210,10 +210,17 @@ func splitListen(s string) (host, port, msg string) {
 			return "", "", "invalid host"
 		}
 		port = rest[1:]
-	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+	} else if i := strings.IndexByte(s, ':'); i >= 0 {
+		// nginx takes the first colon: "a:80:1" has the port "80:1".
 		host, port = s[:i], s[i+1:]
+		// ngx_parse_url's words and order: the port, then the host.
+		if _, _, msg := splitHostPort(s, ""); msg != "" {
+			return "", "", msg
+		}
 	} else if _, ok := parseNum(s); ok {
 		port = s
+	} else if s == "" {
+		return "", "", "no host"
 	} else {
 		host, port = s, "80"
 	}
@@ -235,6 +242,7 @@ func (l *loader) registerListen(ss *serverState, ln config.Listen, options bool)
 		la = &listenAddr{names: map[string]bool{}, addrDisplay: displayListen(ln)}
 		l.http.listens[key] = la
 	}
+	la.bind = la.bind || ln.Bind || options
 	if options {
 		if la.optionsPos != nil {
 			return l.errAt(ln.Pos, "duplicate listen options for %s", la.addrDisplay)
@@ -249,6 +257,7 @@ func (l *loader) registerListen(ss *serverState, ln config.Listen, options bool)
 		p := ln.Pos
 		la.defaultPos = &p
 	}
+	la.servers++
 	ss.listens = append(ss.listens, key)
 	return nil
 }
@@ -258,4 +267,46 @@ func displayListen(ln config.Listen) string {
 		return "unix:" + ln.Address
 	}
 	return ln.Address
+}
+
+// listeningSockets counts the sockets nginx opens for the listens: one per
+// address, except that an address without bind on a port where the
+// wildcard address of its family listens shares the wildcard's socket.
+func (l *loader) listeningSockets() int {
+	if l.http == nil {
+		return 0
+	}
+	type famPort struct {
+		v4   bool
+		port string
+	}
+	wild := map[famPort]bool{}
+	for key := range l.http.listens {
+		if host, port, v4, ok := tcpKey(key); ok && net.ParseIP(host).IsUnspecified() {
+			wild[famPort{v4, port}] = true
+		}
+	}
+	n := 0
+	for key, la := range l.http.listens {
+		host, port, v4, ok := tcpKey(key)
+		if ok && !la.bind && !net.ParseIP(host).IsUnspecified() && wild[famPort{v4, port}] {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// tcpKey splits a listens key of a TCP address.
+func tcpKey(key string) (host, port string, v4, ok bool) {
+	addr, found := strings.CutPrefix(key, "tcp ")
+	if !found {
+		return "", "", false, false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil {
+		return "", "", false, false
+	}
+	return host, port, ip.To4() != nil, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -103,6 +104,9 @@ type loader struct {
 	mainSeen map[string]bool // main-level scalar directives already set
 	// locStates finds the level of a location when merging.
 	locStates map[*config.Location]*locState
+	// asWritten maps a resolved certificate path to its spelling in the
+	// file, for the messages nginx words with the latter.
+	asWritten map[string]string
 }
 
 func newLoader(name string, opt Options) *loader {
@@ -113,6 +117,7 @@ func newLoader(name string, opt Options) *loader {
 		confPrefix: opt.ConfPrefix,
 		warned:     map[string]bool{},
 		mainSeen:   map[string]bool{},
+		asWritten:  map[string]string{},
 		cfg: &config.Config{
 			File:              name,
 			WorkerProcesses:   1,
@@ -159,13 +164,16 @@ func (l *loader) run(data []byte) error {
 	if !l.events {
 		return &Diagnostic{Level: "emerg", Msg: `no "events" section in configuration`}
 	}
+	if n := l.listeningSockets(); n > l.cfg.WorkerConnections {
+		return &Diagnostic{Level: "emerg", Msg: fmt.Sprintf("%d worker_connections are not enough for %d listening sockets", l.cfg.WorkerConnections, n)}
+	}
 	return nil
 }
 
 // readFile tokenizes one file and walks its directives in context b.
 func (l *loader) readFile(name string, data []byte, b *block) error {
 	for _, f := range l.stack {
-		if f == name {
+		if filepath.Clean(f) == filepath.Clean(name) {
 			return l.errAt(config.Pos{File: l.file, Line: 0}, "include loop: \"%s\" includes itself (via %s)", name, strings.Join(l.stack, " -> "))
 		}
 	}
@@ -202,8 +210,11 @@ func (l *loader) walk(nodes []*lex.Node, b *block) error {
 // handle finds n's command and runs it, checking context, terminator and
 // argument count in nginx's order.
 func (l *loader) handle(n *lex.Node, b *block) error {
-	if b.kind == cMap {
+	switch b.kind {
+	case cMap:
 		return l.mapEntry(b, n)
+	case cTypes:
+		return l.typesEntry(b, n)
 	}
 	cmds, known := table[n.Name]
 	if !known {
@@ -276,10 +287,23 @@ func (l *loader) warnAt(p config.Pos, format string, a ...any) {
 
 // path resolves p against the prefix as nginx does for pid and log files.
 func (l *loader) path(p string) string {
-	if p == "" || filepath.IsAbs(p) {
+	if p == "" {
 		return p
 	}
-	return filepath.Join(l.prefix, p)
+	return fullName(l.prefix, p)
+}
+
+// fullName is ngx_conf_full_name: a relative name is appended to the
+// prefix as written, without cleaning, so messages name "./a.conf" as
+// nginx does ("/etc/nginx/./a.conf").
+func fullName(prefix, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return prefix + p
 }
 
 // include expands `include PATH;` in the current context. A glob matching
@@ -287,20 +311,34 @@ func (l *loader) path(p string) string {
 // silently ignores it). Matches are read in sorted order, as glob(3)
 // returns them to nginx.
 func (l *loader) include(b *block, n *lex.Node) error {
-	pat := n.Args[0]
-	if !filepath.IsAbs(pat) {
-		pat = filepath.Join(l.confPrefix, pat)
-	}
+	pat := fullName(l.confPrefix, n.Args[0])
 	if !strings.ContainsAny(pat, "*?[") {
-		data, err := os.ReadFile(pat)
+		f, err := os.Open(pat)
 		if err != nil {
 			return l.errf(n, "%s", openError(pat, err))
+		}
+		data, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			// A directory opens; nginx fails when it reads it, and
+			// names no place.
+			var errno syscall.Errno
+			if !errors.As(err, &errno) {
+				errno = syscall.EIO
+			}
+			return &Diagnostic{Level: "crit", Msg: fmt.Sprintf(`pread() "%s" failed (%d: %s)`, pat, int(errno), errnoText(errno))}
 		}
 		return l.readFile(pat, data, b)
 	}
 	matches, err := filepath.Glob(pat)
 	if err != nil {
 		return l.errf(n, `glob() "%s" failed (%v)`, pat, err)
+	}
+	// glob(3) keeps the directory part as written; Go's Glob cleans it.
+	if dir, _ := filepath.Split(pat); !strings.ContainsAny(dir, "*?[") {
+		for i, m := range matches {
+			matches[i] = dir + filepath.Base(m)
+		}
 	}
 	sort.Strings(matches)
 	for _, m := range matches {
@@ -345,10 +383,49 @@ func errnoText(e syscall.Errno) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// lookup resolves host, IP literals without asking anyone.
+// lookup resolves host, IP literals without asking anyone. Like the C
+// library nginx asks, it takes inet_aton's forms of IPv4 addresses too
+// ("127.1", "0x7f.0.0.1", "0").
 func (l *loader) lookup(host string) ([]string, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return []string{ip.String()}, nil
 	}
+	if ip, ok := inetAton(host); ok {
+		return []string{ip.String()}, nil
+	}
 	return l.opt.LookupHost(context.Background(), host)
+}
+
+// inetAton parses a.b.c.d, a.b.c, a.b or a, each part decimal, octal
+// (leading 0) or hexadecimal (0x), the last part filling the remaining
+// bytes, as inet_aton(3) does.
+func inetAton(s string) (net.IP, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) > 4 {
+		return nil, false
+	}
+	var vals []uint64
+	for _, p := range parts {
+		if p == "" {
+			return nil, false
+		}
+		v, err := strconv.ParseUint(p, 0, 32)
+		if err != nil || strings.ContainsAny(p, "_oObB") {
+			return nil, false
+		}
+		vals = append(vals, v)
+	}
+	var addr uint64
+	for i, v := range vals[:len(vals)-1] {
+		if v > 0xff {
+			return nil, false
+		}
+		addr |= v << (24 - 8*uint(i))
+	}
+	last := vals[len(vals)-1]
+	if last >= 1<<(8*uint(5-len(vals))) {
+		return nil, false
+	}
+	addr |= last
+	return net.IPv4(byte(addr>>24), byte(addr>>16), byte(addr>>8), byte(addr)), true
 }

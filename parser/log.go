@@ -41,12 +41,19 @@ func setLogFormat(l *loader, b *block, n *lex.Node) error {
 			return l.errf(n, "invalid number of arguments in \"%s\" directive", n.Name)
 		}
 	}
-	t, terr := parseTemplate(strings.Join(parts, ""))
-	if terr != nil {
-		if strings.HasPrefix(terr.msg, "the closing bracket") {
-			return l.errf(n, "%s", terr.msg)
+	// nginx compiles each argument on its own, so a variable name ends
+	// where its argument ends; the pieces are then written one after the
+	// other.
+	t := config.Template{Raw: strings.Join(parts, "")}
+	for _, part := range parts {
+		pt, terr := parseTemplate(part)
+		if terr != nil {
+			if strings.HasPrefix(terr.msg, "the closing bracket") {
+				return l.errf(n, "%s", terr.msg)
+			}
+			return l.errf(n, "invalid parameter \"%s\"", terr.badName)
 		}
-		return l.errf(n, "invalid parameter \"%s\"", terr.badName)
+		t.Parts = append(t.Parts, pt.Parts...)
 	}
 	lf.Format = t
 	l.useVars(t)

@@ -462,10 +462,10 @@ func TestWarnings(t *testing.T) {
 	dir, _, warns, err := load(t, map[string]string{"nginx.conf": `events { multi_accept on; }
 http {
     sendfile on;
-    sendfile on;
+    # each name is warned about once: sendfile again in the server below
     tcp_nopush on;
     upstream u { server 127.0.0.1:1; least_conn; ip_hash; }
-    server { server_name a; }
+    server { server_name a; sendfile off; }
     server { server_name a; }
 }`}, Options{})
 	if err != nil {

@@ -63,7 +63,10 @@ func setIf(l *loader, b *block, n *lex.Node) error {
 	if b.kind == cLoc {
 		kind = cLIF
 	}
-	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: b.lvl, steps: &ifb.Body})
+	// nginx gives the body of if a location configuration of its own, so
+	// a setting there is not a duplicate of the same setting outside;
+	// nothing gproxy accepts inside if changes settings.
+	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: newLevel(), steps: &ifb.Body})
 }
 
 // parseCond reads `( $var )`, `( $var OP value )` with the parentheses
@@ -83,7 +86,13 @@ func (l *loader) parseCond(n *lex.Node) (config.IfCond, error) {
 	}
 	last := w[len(w)-1]
 	if !strings.HasSuffix(last, ")") {
-		return c, l.errf(n, "invalid condition \"%s\"", w[0])
+		// nginx names the last argument, after taking the "(" off the
+		// first.
+		bad := n.Args[len(n.Args)-1]
+		if len(n.Args) == 1 {
+			bad = bad[1:]
+		}
+		return c, l.errf(n, "invalid condition \"%s\"", bad)
 	}
 	w[len(w)-1] = last[:len(last)-1]
 	if w[len(w)-1] == "" {

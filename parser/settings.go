@@ -1,7 +1,7 @@
 package parser
 
 import (
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -101,37 +101,59 @@ func pathSetting(f func(s *config.Settings, v string)) setter {
 	}
 }
 
-// enumSetting accepts one of values.
+// enumSetting accepts one of values, without regard to case, as
+// ngx_conf_set_enum_slot does.
 func enumSetting(values []string, f func(s *config.Settings, v string)) setter {
 	return func(l *loader, b *block, n *lex.Node) error {
 		if err := l.once(b, n); err != nil {
 			return err
 		}
-		v := n.Args[0]
-		if !contains(values, v) {
-			return l.errf(n, "invalid value \"%s\"", v)
+		v, ok := oneOf(values, n.Args[0])
+		if !ok {
+			return l.errf(n, "invalid value \"%s\"", n.Args[0])
 		}
 		b.set(n.Name, func(s *config.Settings) { f(s, v) })
 		return nil
 	}
 }
 
-// bitmaskSetting accepts any of values, each at most once in effect.
+// oneOf finds v among values without regard to case and returns the
+// spelling of values.
+func oneOf(values []string, v string) (string, bool) {
+	for _, x := range values {
+		if strings.EqualFold(x, v) {
+			return x, true
+		}
+	}
+	return "", false
+}
+
+// bitmaskSetting accepts any of values (without regard to case) as
+// ngx_conf_set_bitmask_slot does: the directive may be repeated at one
+// level, each adding to the set, and a value already in the set is a
+// warning, not an error.
 func bitmaskSetting(values []string, f func(s *config.Settings, v []string)) setter {
 	return func(l *loader, b *block, n *lex.Node) error {
-		if err := l.once(b, n); err != nil {
-			return err
-		}
-		var vs []string
+		vs := b.lvl.bits[n.Name]
 		for _, a := range n.Args {
-			if !contains(values, a) {
+			v, ok := oneOf(values, a)
+			if !ok {
 				return l.errf(n, "invalid value \"%s\"", a)
 			}
-			if !contains(vs, a) {
-				vs = append(vs, a)
+			if contains(vs, v) {
+				l.warn(n, "duplicate value \"%s\"", a)
+				continue
 			}
+			vs = append(vs, v)
 		}
-		b.set(n.Name, func(s *config.Settings) { f(s, vs) })
+		if b.lvl.bits == nil {
+			b.lvl.bits = map[string][]string{}
+		}
+		b.lvl.bits[n.Name] = vs
+		if f != nil {
+			snapshot := vs[:len(vs):len(vs)]
+			b.set(n.Name, func(s *config.Settings) { f(s, snapshot) })
+		}
 		return nil
 	}
 }
@@ -155,9 +177,6 @@ func arraySetting(get func(s *config.Settings) *[]string, lowerCase bool) setter
 	}
 }
 
-func (l *loader) confPath(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(l.confPrefix, p)
-}
+// confPath resolves a file name against the conf prefix, as nginx does
+// for certificates and keys.
+func (l *loader) confPath(p string) string { return fullName(l.confPrefix, p) }

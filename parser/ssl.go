@@ -41,8 +41,8 @@ var sslCommands = concat([]command{
 	{name: "ssl_stapling", ctx: cHTTP | cServer, args: flag, status: statusImplemented,
 		set: flagSetting(func(s *config.Settings, v bool) { s.SSL.StaplingEnabled = v })},
 },
-	ignored(cHTTP|cServer, take1, checkSize, "ssl_buffer_size"),
-	ignored(cHTTP|cServer, flag, checkFlag, "ssl_stapling_verify"),
+	ignored(cHTTP|cServer, take1, slot(isSize), "ssl_buffer_size"),
+	ignored(cHTTP|cServer, flag, slot(isFlag), "ssl_stapling_verify"),
 	unsupported("ssl", "ssl_password_file", "ssl_session_ticket_key", "ssl_crl", "ssl_early_data",
 		"ssl_conf_command", "ssl_reject_handshake", "ssl_ocsp", "ssl_ocsp_cache", "ssl_ocsp_responder",
 		"ssl_stapling_file", "ssl_stapling_responder", "ssl_engine"),
@@ -53,6 +53,8 @@ var sslCommands = concat([]command{
 func sslPathArray(get func(s *config.Settings) *[]string) setter {
 	return func(l *loader, b *block, n *lex.Node) error {
 		v := l.confPath(n.Args[0])
+		// nginx names a certificate without a key as written.
+		l.asWritten[v] = n.Args[0]
 		b.add(n.Name, func(s *config.Settings, fresh bool) {
 			p := get(s)
 			if fresh {
@@ -65,10 +67,8 @@ func sslPathArray(get func(s *config.Settings) *[]string) setter {
 }
 
 // setSSLSessionCache reads `off | none | [builtin[:size]] [shared:name:size]`.
+// As in nginx, a second ssl_session_cache at one level replaces the first.
 func setSSLSessionCache(l *loader, b *block, n *lex.Node) error {
-	if err := l.once(b, n); err != nil {
-		return err
-	}
 	for _, a := range n.Args {
 		switch {
 		case a == "off" || a == "none":

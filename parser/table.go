@@ -189,15 +189,6 @@ func ignored(ctx ctxKind, args argSpec, check func(l *loader, b *block, n *lex.N
 	return out
 }
 
-// ignoredBlock is ignored for block directives whose body is skipped.
-func ignoredBlock(ctx ctxKind, args argSpec, names ...string) []command {
-	out := make([]command, 0, len(names))
-	for _, name := range names {
-		out = append(out, command{name: name, ctx: ctx, args: args, block: true, status: statusIgnored})
-	}
-	return out
-}
-
 // unsupported builds entries for directives rejected whatever their
 // context; listing them documents them even where gonginx's list has them.
 func unsupported(names ...string) []command {

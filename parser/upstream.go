@@ -30,7 +30,7 @@ var upstreamCommands = append([]command{
 },
 	// zone shares upstream state between worker processes; gproxy is one
 	// process, so its state is shared already.
-	ignored(cUps, take12, nil, "zone")...)
+	ignored(cUps, take12, unique(isZone), "zone")...)
 
 // upsRef is one entry of nginx's list of upstreams: an upstream block, or
 // a host named by grpc_pass. Entries are matched by host name so that
@@ -190,32 +190,39 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 // splitHostPort splits host[:port] or [v6][:port], with nginx's wording
 // for a bad port.
 func splitHostPort(s, defPort string) (host, port, msg string) {
+	hasPort := false
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
-		if end < 0 || net.ParseIP(s[1:end]) == nil {
+		if end < 0 {
+			return "", "", "invalid host"
+		}
+		if net.ParseIP(s[1:end]) == nil {
 			return "", "", "invalid IPv6 address"
 		}
-		host, port = s[1:end], defPort
-		rest := s[end+1:]
-		if rest != "" {
+		host = s[1:end]
+		if rest := s[end+1:]; rest != "" {
 			if rest[0] != ':' {
 				return "", "", "invalid host"
 			}
-			port = rest[1:]
+			port, hasPort = rest[1:], true
 		}
-	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
+	} else if i := strings.IndexByte(s, ':'); i >= 0 {
+		// nginx takes the first colon: "::1" has the port ":1".
+		host, port, hasPort = s[:i], s[i+1:], true
 	} else {
-		host, port = s, defPort
+		host = s
+	}
+	// As in ngx_parse_url, a given port is checked before the host.
+	if hasPort {
+		if v, ok := parseNum(port); !ok || v < 1 || v > 65535 {
+			return "", "", "invalid port"
+		}
 	}
 	if host == "" {
 		return "", "", "no host"
 	}
-	if port == "" && defPort == "" {
-		return host, "", ""
-	}
-	if v, ok := parseNum(port); !ok || v < 1 || v > 65535 {
-		return "", "", "invalid port"
+	if !hasPort {
+		port = defPort
 	}
 	return host, port, ""
 }
@@ -322,12 +329,14 @@ func (l *loader) initUpstreams() error {
 			if r.port == "" && !unix {
 				return l.errAt(r.pos, "no port in upstream \"%s\"", r.name)
 			}
+			// An IPv6 host keeps its brackets in messages.
+			host := strings.TrimSuffix(strings.TrimPrefix(r.name, "["), "]")
 			name := r.name
 			if !unix {
-				name = net.JoinHostPort(r.name, r.port)
+				name = net.JoinHostPort(host, r.port)
 			}
 			if unix {
-			} else if ips, err := l.lookup(r.name); err != nil || len(ips) == 0 {
+			} else if ips, err := l.lookup(host); err != nil || len(ips) == 0 {
 				return l.errAt(r.pos, "host not found in upstream \"%s\"", r.name)
 			}
 			u := newUpstream(name, r.pos)
