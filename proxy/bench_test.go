@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"os"
@@ -36,7 +37,7 @@ var (
 
 func startH2Backend(tb testing.TB) *h2Backend {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -204,7 +205,7 @@ http {
 
 func benchPort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		tb.Fatal(err)
 	}

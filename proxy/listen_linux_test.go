@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"os"
@@ -157,7 +158,7 @@ func TestListenSocketOptions(t *testing.T) {
 // skipping the test when host cannot be listened on.
 func freePortOn(t *testing.T, host string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", host+":0")
+	l, err := nettest.Listen("tcp", host)
 	if err != nil {
 		t.Skipf("no %s: %v", host, err)
 	}

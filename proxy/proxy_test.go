@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ type backend struct {
 
 func startBackend(t *testing.T) *backend {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func startProxy(t *testing.T, conf string) *Server {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ type h2Backend struct {
 }
 
 func startH2Backend(t *testing.T, maxConc uint32, delay time.Duration) *h2Backend {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestPoolGoAway(t *testing.T) {
 }
 
 func TestPoolDialFailure(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, _ := nettest.Listen("tcp", "127.0.0.1")
 	addr := ln.Addr().String()
 	ln.Close()
 	p := testPool(addr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"os/exec"
@@ -19,7 +20,7 @@ import (
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestRunDaemon(t *testing.T) {
 func TestRunDaemonFailure(t *testing.T) {
 	prefix := newPrefix(t)
 	conf := filepath.Join(prefix, "gproxy.conf")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

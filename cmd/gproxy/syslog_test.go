@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"os/exec"
@@ -125,7 +126,7 @@ func TestErrorLogSyslogNginx(t *testing.T) {
 	ngx := syslogtest.New(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@ package testservice
 
 import (
 	"context"
-	"net"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"testing"
 	"time"
 
@@ -16,7 +16,7 @@ import (
 // TestNamesAndCounts checks, over a real socket, that replies carry the
 // backend's name and that calls are counted by kind.
 func TestNamesAndCounts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/xml"
 	"flag"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,7 +123,7 @@ var needBody = map[string]string{
 // need a response body run through the proxy to it.
 func startBodyBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

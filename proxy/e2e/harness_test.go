@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"strings"
@@ -79,7 +80,7 @@ func differs(t *testing.T, proxy, why string) bool {
 // ago. nginx must be told its port in the config, so the harness picks one.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ type backend struct {
 // startBackend starts a TestService named name; it stops when the test ends.
 func startBackend(t *testing.T, name string, opts ...grpc.ServerOption) *backend {
 	t.Helper()
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"net/http"
@@ -331,7 +332,7 @@ type deafBackend struct{ addr string }
 
 func startDeafBackend(t *testing.T) *deafBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

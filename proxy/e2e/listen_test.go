@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 // grpc://HOST:PORT, bare UPSTREAM, bare HOST:PORT), with a backend on a
 // unix socket too, each reaching the backend it names.
 func TestListenAndPassForms(t *testing.T) {
-	ln6, err := net.Listen("tcp", "[::1]:0")
+	ln6, err := nettest.Listen("tcp", "[::1]")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}

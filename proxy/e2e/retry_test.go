@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"strings"
 	"sync"
@@ -160,7 +161,7 @@ type closingListener struct {
 
 func startClosingListener(t *testing.T) *closingListener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

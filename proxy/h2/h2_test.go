@@ -2,6 +2,7 @@ package h2
 
 import (
 	"errors"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,7 @@ func (nopHandler) HandleSent(*Stream, int)                                      
 // pair connects a Client-role and a Server-role Conn over loopback TCP.
 func pair(t *testing.T, srvLim Limits, srv ConnHandler, wrap func(net.Conn) net.Conn) (*Conn, *Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

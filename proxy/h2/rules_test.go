@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"errors"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"strings"
@@ -30,7 +31,7 @@ type rawClient struct {
 // sending settings in the client's SETTINGS.
 func newRaw(t *testing.T, lim Limits, h ConnHandler, settings ...http2.Setting) *rawClient {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package nginxtest
 import (
 	"context"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func Start(t testing.TB, httpBody string) (dir, addr string) {
 		}
 	}
 	dir = t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"regexp"
@@ -178,7 +179,7 @@ func TestRequestIDStablePerRequest(t *testing.T) {
 func TestConnectionVariablesOverSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package syslog
 
 import (
 	"errors"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestAppendMessage(t *testing.T) {
 // and returns the Sink configuration that sends to it.
 func listen(t *testing.T, network, addr string) (net.PacketConn, config.Syslog) {
 	t.Helper()
-	pc, err := net.ListenPacket(network, addr)
+	pc, err := nettest.ListenPacket(network, strings.TrimSuffix(addr, ":0"))
 	if err != nil {
 		t.Skipf("%s %s: %v", network, addr, err)
 	}
@@ -239,7 +240,7 @@ func TestConcurrent(t *testing.T) {
 // BenchmarkSend measures one access-log-sized message to a UDP socket on
 // loopback, the receiver draining it.
 func BenchmarkSend(b *testing.B) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := nettest.ListenPacket("udp", "127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
 	}

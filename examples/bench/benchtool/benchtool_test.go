@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
 	"net"
 	"os"
@@ -22,7 +23,7 @@ import (
 // backend starts the bench's gRPC backend on a loopback port for one test.
 func backend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func backend(t *testing.T) string {
 }
 
 func TestFreePortsSkipsBusyPorts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestPingSucceedsAndFails(t *testing.T) {
 	if err := ping([]string{"-addr", addr, "-n", "3", "-timeout", "5s"}); err != nil {
 		t.Fatalf("ping to a live backend: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestIdleHandshakeAndRSS(t *testing.T) {
 // allows one stream at a time and answers it after 100 ms: the calls due
 // meanwhile must fail as "saturated" instead of being sent and refused.
 func TestRateRespectsTheStreamLimit(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@
 package syslogtest
 
 import (
+	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ type Listener struct {
 // New starts a Listener.
 func New(t testing.TB) *Listener {
 	t.Helper()
-	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	u, err := nettest.ListenPacket("udp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
