@@ -157,6 +157,62 @@ func (c *call) unlock() {
 type upAttempt struct {
 	s      *h2.Stream
 	framed atomic.Int64
+	look   atomic.Int64 // client window passed on to s beyond respAllowance
+}
+
+// Response flow control. A backend may send a call what the client can
+// take, not more: the upstream stream's window is respAllowance (the
+// upstream connections' initial stream window) plus the part of the
+// client stream's own window passed on to it (Grant), at most
+// respLookahead. Bytes framed to the client first use up that lookahead
+// and only then are credited back to the backend, and each window the
+// client opens is passed on again. So what a backend sent and the client
+// has not taken stays below respAllowance + min(client window,
+// respLookahead) per stream: respAllowance for a client that does not
+// read, whatever windows it advertised.
+const (
+	respAllowance = 16 << 10
+	respLookahead = 64 << 10
+)
+
+// grantLook records up to n more bytes of lookahead and returns how much
+// to Grant.
+func (a *upAttempt) grantLook(n int64) int64 {
+	for {
+		old := a.look.Load()
+		g := min(n, respLookahead-old)
+		if g <= 0 {
+			return 0
+		}
+		if a.look.CompareAndSwap(old, old+g) {
+			return g
+		}
+	}
+}
+
+// useLook takes n framed bytes out of the lookahead and returns the part
+// it did not cover, which goes back to the backend as credit.
+func (a *upAttempt) useLook(n int64) int64 {
+	for {
+		old := a.look.Load()
+		t := min(old, n)
+		if a.look.CompareAndSwap(old, old-t) {
+			return n - t
+		}
+	}
+}
+
+// HandleWindow implements h2.WindowHandler: the client opened its
+// stream's window by n; pass it on to the backend.
+func (c *call) HandleWindow(s *h2.Stream, n int) {
+	if s != c.cs {
+		return
+	}
+	if a := c.up.Load(); a != nil {
+		if g := a.grantLook(int64(n)); g > 0 {
+			a.s.Grant(int(g))
+		}
+	}
 }
 
 // upstream returns the current upstream stream, nil before it opens.
@@ -247,6 +303,9 @@ func (c *call) attachLocked(s *h2.Stream) {
 	}
 	a.s = s
 	c.up.Store(a)
+	if g := a.grantLook(c.cs.SendWindow()); g > 0 {
+		s.Grant(int(g))
+	}
 	if c.lg != nil {
 		c.lg.connected = time.Now()
 	}
@@ -519,8 +578,10 @@ var errEOF = errors.New("EOF")
 // inside WriteData calls made under c.mu).
 func (c *call) HandleSent(s *h2.Stream, n int) {
 	if s == c.cs {
-		if us := c.upstream(); us != nil {
-			us.Credit(n)
+		if a := c.up.Load(); a != nil {
+			if r := a.useLook(int64(n)); r > 0 {
+				a.s.Credit(int(r))
+			}
 		}
 		return
 	}

@@ -98,6 +98,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 func upstreamLimits() h2.Limits {
 	l := h2.DefaultLimits()
 	l.MaxRequests = 0
+	l.StreamWindow = respAllowance // see call.go, Response flow control
 	return l
 }
 

@@ -109,6 +109,13 @@ type Conn struct {
 	bigFrame   bool // fr has read a frame whose payload it may still pin
 	gotFrame   bool // a frame arrived since the last read timeout
 	sawSetting bool // the peer's first SETTINGS arrived
+	// pending holds new streams not yet handed to HandleStream: while more
+	// input is buffered a RST_STREAM for them may follow, and a stream the
+	// client resets at once is then never opened upstream (rapid reset).
+	pending    []pendingStream
+	pendBuf    [2]pendingStream // pending's first backing array
+	newStreams int              // streams begun since the last socket read
+	payload    int64            // useful bytes in: DATA payload, request header lists
 
 	ready     chan struct{} // closed on the peer's first SETTINGS (Client role)
 	readyOnce sync.Once
@@ -120,6 +127,7 @@ type Conn struct {
 	outBox   *[]byte // pool entries of out and spare (see outBuf)
 	spareBox *[]byte
 	writing  bool // a writer goroutine is running
+	inflight int  // bytes the writer is writing now (see overBacklogLocked)
 	queue    []*Stream
 	credits  []credit // writer goroutine's scratch
 	enc      *hpack.Encoder
@@ -151,7 +159,23 @@ type Conn struct {
 	peerMaxFrame uint32
 	peerMaxConc  uint32
 	pingOut      bool // we sent a liveness PING not yet answered
+	glitches     int  // see Limits.MaxGlitches
+	tooLarge     int  // header lists over MaxHeaderListSize
 }
+
+// pendingStream is a new stream waiting for the end of its read batch.
+type pendingStream struct {
+	s *Stream
+	f *http2.MetaHeadersFrame
+}
+
+// Reasons a connection is closed with ENHANCE_YOUR_CALM.
+var (
+	errBacklog  = errors.New("h2: peer does not read: output backlog over its limit")
+	errGlitches = errors.New("h2: too many glitches (reset streams, rejected headers, empty frames)")
+	errFlood    = errors.New("h2: flood: too many frame bytes for the payload they carry")
+	errHPACK    = errors.New("h2: header lists over the limit again (HPACK bomb)")
+)
 
 type credit struct {
 	s *Stream
@@ -182,6 +206,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		c.ready = make(chan struct{})
 	}
 	c.rd.c = c
+	c.pending = c.pendBuf[:0]
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		c.rd.pre = append([]byte(nil), b...)
@@ -221,6 +246,8 @@ func (c *Conn) Serve() error {
 	c.start()
 	c.armReadDeadline(time.Now())
 	err := c.readLoop()
+	clear(c.pendBuf[:])
+	c.pending = nil
 	c.rd.r = c.rd.w // what is left unread is of no use now
 	c.rd.release()
 	c.shutdown(err)
@@ -258,6 +285,9 @@ func (c *Conn) start() {
 // readLoop reads frames until an error.
 func (c *Conn) readLoop() error {
 	for {
+		if len(c.pending) > 0 && c.rd.drained() {
+			c.flushPending()
+		}
 		if c.rd.drained() && c.ActiveStreams() == 0 {
 			if err := c.waitIdle(); err != nil {
 				return err
@@ -294,8 +324,10 @@ func (c *Conn) readLoop() error {
 func (c *Conn) readError(err error) error {
 	var se http2.StreamError
 	if errors.As(err, &se) {
-		c.streamProtocolError(se.StreamID, se.Code)
-		return nil
+		return c.streamProtocolError(se.StreamID, se.Code)
+	}
+	if errors.Is(err, errFlood) {
+		return c.calm(err)
 	}
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
@@ -308,6 +340,9 @@ func (c *Conn) readError(err error) error {
 }
 
 func (c *Conn) dispatch(f http2.Frame) error {
+	if len(c.pending) > 0 && !c.keepsPending(f) {
+		c.flushPending()
+	}
 	switch f := f.(type) {
 	case *http2.DataFrame:
 		return c.onData(f)
@@ -320,17 +355,93 @@ func (c *Conn) dispatch(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		return c.onReset(f)
 	case *http2.PingFrame:
-		c.onPing(f)
+		return c.onPing(f)
 	case *http2.GoAwayFrame:
 		c.onGoAway(f)
 	case *http2.PushPromiseFrame:
 		return c.connError(http2.ErrCodeProtocol, errors.New("h2: unexpected PUSH_PROMISE"))
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
-			c.streamProtocolError(f.StreamID, http2.ErrCodeProtocol)
+			return c.streamProtocolError(f.StreamID, http2.ErrCodeProtocol)
 		}
 	}
 	return nil // unknown frame types are ignored
+}
+
+// keepsPending reports whether f may be processed while new streams wait
+// in c.pending: frames that do not deliver events to a stream's handler.
+func (c *Conn) keepsPending(f http2.Frame) bool {
+	switch f := f.(type) {
+	case *http2.RSTStreamFrame, *http2.SettingsFrame, *http2.PingFrame,
+		*http2.WindowUpdateFrame, *http2.PriorityFrame:
+		return true
+	case *http2.MetaHeadersFrame:
+		return f.StreamID > c.lastPeerID // another new stream
+	}
+	return false
+}
+
+// flushPending hands the waiting new streams to HandleStream, in order,
+// except those the peer has reset meanwhile.
+func (c *Conn) flushPending() {
+	for i, p := range c.pending {
+		c.pending[i] = pendingStream{}
+		c.mu.Lock()
+		live := c.streams[p.s.id] == p.s
+		c.mu.Unlock()
+		if live {
+			c.startStream(p.s, p.f)
+		}
+	}
+	c.pending = c.pendBuf[:0]
+}
+
+// startStream hands a new stream to the connection's handler.
+func (c *Conn) startStream(s *Stream, f *http2.MetaHeadersFrame) {
+	for _, hf := range f.Fields {
+		c.payload += int64(len(hf.Name) + len(hf.Value))
+	}
+	// s.h is only read on this goroutine and, for HandleSent, captured
+	// under c.mu when data is framed, so it may change here.
+	if h := c.h.HandleStream(s, f); h != nil {
+		c.mu.Lock()
+		s.h = h
+		c.mu.Unlock()
+	}
+}
+
+// overBacklogLocked reports whether the output queued and being written
+// is past MaxControlBacklog: the peer is not reading what we send, so a
+// frame that needs an answer must not add to it.
+func (c *Conn) overBacklogLocked() bool {
+	return len(c.out)+c.inflight > c.lim.MaxControlBacklog
+}
+
+// glitchLocked counts a glitch and reports whether the connection is now
+// past MaxGlitches (Server role only: upstream servers are not policed).
+func (c *Conn) glitchLocked() bool {
+	c.glitches++
+	return c.role == Server && c.glitches >= c.lim.MaxGlitches
+}
+
+// calm ends the connection with GOAWAY ENHANCE_YOUR_CALM. If output is
+// stuck (the peer does not read) the socket is closed at once: waiting to
+// flush would keep the connection's memory for send_timeout.
+func (c *Conn) calm(err error) error {
+	c.mu.Lock()
+	stuck := c.inflight > 0 && c.overBacklogLocked()
+	if stuck {
+		c.closed = true
+		if c.closeErr == nil {
+			c.closeErr = err
+		}
+	}
+	c.mu.Unlock()
+	if stuck {
+		c.nc.Close()
+		return err
+	}
+	return c.connError(http2.ErrCodeEnhanceYourCalm, err)
 }
 
 // connError sends GOAWAY with code and ends the connection.
@@ -390,8 +501,13 @@ func (c *Conn) closeDrained() {
 
 // streamProtocolError resets one stream for a stream-level protocol error
 // and tells its handler.
-func (c *Conn) streamProtocolError(id uint32, code http2.ErrCode) {
+func (c *Conn) streamProtocolError(id uint32, code http2.ErrCode) error {
 	c.mu.Lock()
+	if c.overBacklogLocked() {
+		c.mu.Unlock()
+		return c.calm(errBacklog)
+	}
+	calm := c.glitchLocked()
 	s := c.streams[id]
 	if s != nil {
 		c.resetLocked(s, code)
@@ -406,6 +522,10 @@ func (c *Conn) streamProtocolError(id uint32, code http2.ErrCode) {
 	if s != nil {
 		s.h.HandleReset(s, &StreamError{Code: code})
 	}
+	if calm {
+		return c.calm(errGlitches)
+	}
+	return nil
 }
 
 func (c *Conn) onSettings(f *http2.SettingsFrame) error {
@@ -420,11 +540,17 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		return c.connError(http2.ErrCodeProtocol, err)
 	}
 	c.mu.Lock()
+	if c.overBacklogLocked() {
+		c.mu.Unlock()
+		return c.calm(errBacklog)
+	}
 	var flowErr bool
+	var winDelta int64
 	f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - int64(c.peerInitWin)
+			winDelta += delta
 			c.peerInitWin = int32(s.Val)
 			for _, st := range c.streams {
 				st.sendWindow += delta
@@ -447,7 +573,18 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	})
 	c.out = appendFrameHeader(c.outBuf(), 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 	c.kickLocked()
+	var opened []*Stream
+	if winDelta > 0 {
+		for _, st := range c.streams {
+			if _, ok := st.h.(WindowHandler); ok {
+				opened = append(opened, st)
+			}
+		}
+	}
 	c.mu.Unlock()
+	for _, st := range opened {
+		st.h.(WindowHandler).HandleWindow(st, int(winDelta))
+	}
 	if flowErr {
 		return c.connError(http2.ErrCodeFlowControl, errors.New("h2: SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window"))
 	}
@@ -495,7 +632,11 @@ func (c *Conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		s.blocked = false
 		c.enqueueLocked(s)
 	}
+	h := s.h
 	c.mu.Unlock()
+	if wh, ok := h.(WindowHandler); ok {
+		wh.HandleWindow(s, int(f.Increment))
+	}
 	return nil
 }
 
@@ -509,15 +650,19 @@ func (c *Conn) isIdleStream(id uint32) bool {
 	return id%2 == 1 && id >= c.nextID
 }
 
-func (c *Conn) onPing(f *http2.PingFrame) {
+func (c *Conn) onPing(f *http2.PingFrame) error {
 	c.mu.Lock()
 	if f.IsAck() {
 		c.pingOut = false
+	} else if c.overBacklogLocked() {
+		c.mu.Unlock()
+		return c.calm(errBacklog)
 	} else if !c.closed {
 		c.out = appendPing(c.outBuf(), true, f.Data)
 		c.kickLocked()
 	}
 	c.mu.Unlock()
+	return nil
 }
 
 func (c *Conn) onReset(f *http2.RSTStreamFrame) error {
@@ -530,11 +675,17 @@ func (c *Conn) onReset(f *http2.RSTStreamFrame) error {
 		}
 		return nil
 	}
+	// A stream reset before its response ended made us work for nothing
+	// (rapid reset, CVE-2023-44487, when repeated).
+	calm := !s.sendDone && c.glitchLocked()
 	s.sendDone, s.recvDone = true, true
 	c.dropQueuedLocked(s)
 	c.removeLocked(s)
 	c.mu.Unlock()
 	s.h.HandleReset(s, &StreamError{Code: f.ErrCode, Remote: true})
+	if calm {
+		return c.calm(errGlitches)
+	}
 	return nil
 }
 
@@ -572,7 +723,15 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	}
 	c.recvWindow -= n
 	c.recvUnacked += n
+	if n == 0 && !f.StreamEnded() && c.glitchLocked() {
+		c.mu.Unlock()
+		return c.calm(errGlitches) // empty DATA: work for no payload
+	}
 	if c.recvUnacked >= int64(c.lim.ConnWindow)/4 && !c.closed {
+		if c.overBacklogLocked() {
+			c.mu.Unlock()
+			return c.calm(errBacklog)
+		}
 		c.out = appendWindowUpdate(c.outBuf(), 0, uint32(c.recvUnacked))
 		c.recvWindow += c.recvUnacked
 		c.recvUnacked = 0
@@ -584,6 +743,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 			c.mu.Unlock()
 			return c.connError(http2.ErrCodeProtocol, errors.New("h2: DATA on idle stream"))
 		}
+		calm := c.glitchLocked()
 		if s != nil {
 			c.resetLocked(s, http2.ErrCodeStreamClosed)
 		} else if !c.closed {
@@ -593,6 +753,9 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.mu.Unlock()
 		if s != nil {
 			s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeStreamClosed})
+		}
+		if calm {
+			return c.calm(errGlitches)
 		}
 		return nil
 	}
@@ -609,6 +772,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	}
 	end := f.StreamEnded()
 	s.recvBytes += int64(len(data))
+	c.payload += int64(len(data))
 	if s.contentLength >= 0 && (s.recvBytes > s.contentLength || end && s.recvBytes != s.contentLength) {
 		c.resetLocked(s, http2.ErrCodeProtocol)
 		c.mu.Unlock()
@@ -634,8 +798,7 @@ func (c *Conn) isIdleStreamLocked(id uint32) bool {
 func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if f.HasPriority() && f.Priority.StreamDep == id {
-		c.streamProtocolError(id, http2.ErrCodeProtocol)
-		return nil
+		return c.streamProtocolError(id, http2.ErrCodeProtocol)
 	}
 	c.mu.Lock()
 	s := c.streams[id]
@@ -657,19 +820,38 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			c.mu.Unlock()
 			return nil // after GOAWAY new streams are ignored
 		}
-		if uint32(c.active) >= c.lim.MaxConcurrentStreams {
-			c.out = appendRST(c.outBuf(), id, http2.ErrCodeRefusedStream)
-			c.kickLocked()
+		if c.overBacklogLocked() {
 			c.mu.Unlock()
-			return nil
+			return c.calm(errBacklog)
 		}
-		if code := checkRequest(f); code != http2.ErrCodeNo {
+		// Beyond http2_max_concurrent_streams, or more new streams in
+		// one read than twice that (nginx's "client sent too many
+		// streams at once"): REFUSED_STREAM.
+		c.newStreams++
+		code := http2.ErrCodeNo
+		if uint32(c.active) >= c.lim.MaxConcurrentStreams || c.newStreams > 2*int(c.lim.MaxConcurrentStreams) {
+			code = http2.ErrCodeRefusedStream
+		} else {
+			code = checkRequest(f)
+		}
+		if code != http2.ErrCodeNo {
 			c.out = appendRST(c.outBuf(), id, code)
 			c.kickLocked()
+			calm := c.glitchLocked()
 			c.mu.Unlock()
+			if calm {
+				return c.calm(errGlitches)
+			}
 			return nil
 		}
 		if f.Truncated {
+			// A second list over the limit on one connection is an
+			// attack (an HPACK bomb costs the sender a few bytes each);
+			// nginx already closes at the first.
+			if c.tooLarge++; c.tooLarge > 1 {
+				c.mu.Unlock()
+				return c.calm(errHPACK)
+			}
 			// Over MaxHeaderListSize (large_client_header_buffers): the
 			// Framer dropped fields, so the request must not go on. 431,
 			// as nginx and Go's server answer.
@@ -678,7 +860,11 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 				c.out = appendRST(c.outBuf(), id, http2.ErrCodeNo)
 			}
 			c.kickLocked()
+			calm := c.glitchLocked()
 			c.mu.Unlock()
+			if calm {
+				return c.calm(errGlitches)
+			}
 			return nil
 		}
 		s = c.newStreamLocked(id, discard{})
@@ -691,13 +877,12 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			s.recvDone = true
 		}
 		c.mu.Unlock()
-		// s.h is only read on this goroutine and, for HandleSent, captured
-		// under c.mu when data is framed, so it may change here.
-		if h := c.h.HandleStream(s, f); h != nil {
-			c.mu.Lock()
-			s.h = h
-			c.mu.Unlock()
+		if !c.rd.drained() {
+			// More input is already here: it may reset this stream.
+			c.pending = append(c.pending, pendingStream{s, f})
+			return nil
 		}
+		c.startStream(s, f)
 		return nil
 	}
 	if s.recvDone {
@@ -851,9 +1036,13 @@ func (c *Conn) newStreamLocked(id uint32, h StreamHandler) *Stream {
 	return s
 }
 
-// maybeRemoveLocked forgets s once both directions are done.
+// maybeRemoveLocked forgets s once both directions are done. A stream
+// that ends normally takes back one glitch.
 func (c *Conn) maybeRemoveLocked(s *Stream) {
 	if s.sendDone && s.recvDone {
+		if c.glitches > 0 && c.streams[s.id] == s {
+			c.glitches--
+		}
 		c.removeLocked(s)
 	}
 }

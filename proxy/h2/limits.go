@@ -72,6 +72,22 @@ type Limits struct {
 	// streams; either closes once its streams finish. 0 means unlimited.
 	MaxRequests int
 
+	// MaxGlitches is how many "glitches" a Server-role connection may
+	// cause before it is closed with GOAWAY ENHANCE_YOUR_CALM: streams the
+	// peer resets before their response ended, refused or malformed
+	// request header blocks, empty DATA frames, stream-level protocol
+	// errors (HAProxy's tune.h2.fe.glitches-threshold idea). Each stream
+	// that completes normally takes one back. 0 means DefaultLimits'.
+	MaxGlitches int
+
+	// MaxControlBacklog bounds the output a connection queues while its
+	// peer does not read: a frame from the peer that needs an answer
+	// (SETTINGS and PING ACKs, RST_STREAM, WINDOW_UPDATE) arriving while
+	// more than this is unwritten closes the connection (GOAWAY
+	// ENHANCE_YOUR_CALM). nginx's equivalent is its limit of 10,000
+	// queued frames.
+	MaxControlBacklog int
+
 	// ReadBufferSize is the size of the read buffer a connection borrows
 	// from a pool while it has input to parse; an idle connection holds
 	// none. Large frame payloads bypass it, so it can stay small.
@@ -91,6 +107,8 @@ func DefaultLimits() Limits {
 		IdleTimeout:          75 * time.Second,
 		MaxRequests:          1000,
 		ReadBufferSize:       4 << 10,
+		MaxGlitches:          100,
+		MaxControlBacklog:    256 << 10,
 	}
 }
 
@@ -114,6 +132,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxOutBuffer <= 0 {
 		l.MaxOutBuffer = d.MaxOutBuffer
+	}
+	if l.MaxGlitches <= 0 {
+		l.MaxGlitches = d.MaxGlitches
+	}
+	if l.MaxControlBacklog <= 0 {
+		l.MaxControlBacklog = d.MaxControlBacklog
 	}
 	if l.ReadBufferSize < 1024 {
 		l.ReadBufferSize = d.ReadBufferSize

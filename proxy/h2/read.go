@@ -29,11 +29,12 @@ func getReadBuf(size int) *[]byte {
 
 // reader is the buffered reader under the Framer.
 type reader struct {
-	c    *Conn
-	pre  []byte  // bytes read from the socket before NewConn
-	bufp *[]byte // borrowed from readPool while bytes are pending, else nil
-	buf  []byte  // *bufp
-	r, w int     // unread bytes are buf[r:w]
+	c     *Conn
+	pre   []byte  // bytes read from the socket before NewConn
+	bufp  *[]byte // borrowed from readPool while bytes are pending, else nil
+	buf   []byte  // *bufp
+	r, w  int     // unread bytes are buf[r:w]
+	total int64   // bytes read from the socket (see checkFlood)
 	// small takes the first bytes after an idle wait (waitIdle). It lives
 	// here rather than on the stack because a slice passed to net.Conn.Read
 	// escapes, which would cost an allocation per idle wake-up.
@@ -54,13 +55,20 @@ func (b *reader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if b.r == b.w {
+		if err := b.c.checkFlood(); err != nil {
+			return 0, err
+		}
 		if b.buf == nil {
 			b.borrow()
 		}
 		if len(p) >= len(b.buf) {
-			return b.c.readNet(p) // a large payload goes straight to its place
+			n, err := b.c.readNet(p) // a large payload goes straight to its place
+			b.total += int64(n)
+			return n, err
 		}
 		n, err := b.c.readNet(b.buf)
+		b.total += int64(n)
+		b.c.newStreams = 0 // a new read batch
 		b.r, b.w = 0, n
 		if n == 0 {
 			return 0, err
@@ -100,7 +108,26 @@ func (c *Conn) waitIdle() error {
 	if n == 0 {
 		return err
 	}
+	c.rd.total += int64(n)
+	c.newStreams = 0
 	c.rd.borrow()
 	c.rd.r, c.rd.w = 0, copy(c.rd.buf, c.rd.small[:n])
+	return nil
+}
+
+// floodSlack is the frame overhead a connection may send beyond its
+// payload, as nginx allows.
+const floodSlack = 1 << 20
+
+// checkFlood applies nginx's flood rule to a Server-role connection: once
+// an eighth of the bytes read exceeds the useful payload (DATA and
+// request header lists) by more than floodSlack, the peer is sending
+// frames that make us work for nothing (empty or tiny frames, PING,
+// SETTINGS or CONTINUATION floods) and the connection is closed with
+// ENHANCE_YOUR_CALM.
+func (c *Conn) checkFlood() error {
+	if c.role == Server && c.rd.total/8 > c.payload+floodSlack {
+		return errFlood
+	}
 	return nil
 }

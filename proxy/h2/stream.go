@@ -176,3 +176,33 @@ func (s *Stream) SetHandler(h StreamHandler) {
 	s.h = h
 	s.c.mu.Unlock()
 }
+
+// SendWindow returns what the peer's stream window lets us send on s now,
+// in bytes (it may be negative after the peer shrank its initial window).
+func (s *Stream) SendWindow() int64 {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.sendWindow
+}
+
+// Grant raises the peer's window on s by n bytes beyond what Credit
+// returns, at once (one WINDOW_UPDATE): the proxy passes on a window its
+// own client opened. It does nothing on a finished stream.
+func (s *Stream) Grant(n int) {
+	c := s.c
+	c.mu.Lock()
+	if n > 0 && !s.recvDone && !c.closed && int64(s.recvWindow)+int64(n) <= maxWindow {
+		s.recvWindow += int32(n)
+		c.out = appendWindowUpdate(c.outBuf(), s.id, uint32(n))
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+}
+
+// WindowHandler is implemented by a StreamHandler that wants to know when
+// the peer opens a stream's window: HandleWindow(s, n) runs on the reader
+// goroutine after the peer raised s's send window by n bytes (a stream
+// WINDOW_UPDATE, or a larger SETTINGS_INITIAL_WINDOW_SIZE).
+type WindowHandler interface {
+	HandleWindow(s *Stream, n int)
+}

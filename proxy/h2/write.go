@@ -82,6 +82,7 @@ func (c *Conn) writeLoop() {
 		buf, box := c.out, c.outBox
 		c.out, c.outBox = c.spare, c.spareBox
 		c.spare, c.spareBox = nil, nil
+		c.inflight = len(buf)
 		credits := c.takeCreditsLocked()
 		c.mu.Unlock()
 
@@ -92,6 +93,7 @@ func (c *Conn) writeLoop() {
 		_, err := c.nc.Write(buf)
 
 		c.mu.Lock()
+		c.inflight = 0
 		c.spare, c.spareBox = buf[:0], box
 		if err != nil {
 			c.writing = false
