@@ -29,6 +29,12 @@ var httpCommands = append([]command{
 	{name: "large_client_header_buffers", ctx: cHTTP | cServer, args: take2, status: statusImplemented, set: setLargeClientHeaderBuffers},
 	{name: "http2_max_concurrent_streams", ctx: cHTTP | cServer, args: take1, status: statusImplemented, set: setHTTP2MaxConcurrentStreams},
 	{name: "http2_chunk_size", ctx: cHSL, args: take1, status: statusImplemented, set: setHTTP2ChunkSize},
+	{name: "client_header_timeout", ctx: cHTTP | cServer, args: take1, status: statusImplemented,
+		set: setTime(func(s *config.Settings, v time.Duration) { s.ClientHeaderTimeout = v })},
+	{name: "client_body_timeout", ctx: cHSL, args: take1, status: statusImplemented,
+		set: setTime(func(s *config.Settings, v time.Duration) { s.ClientBodyTimeout = v })},
+	{name: "send_timeout", ctx: cHSL, args: take1, status: statusImplemented,
+		set: setTime(func(s *config.Settings, v time.Duration) { s.SendTimeout = v })},
 	{name: "resolver", ctx: cHSL | cUps, args: more1, status: statusImplemented, set: setResolver},
 	{name: "resolver_timeout", ctx: cHSL | cUps, args: take1, status: statusImplemented, set: setResolverTimeout},
 }, http2Ignored...)
@@ -47,6 +53,9 @@ func defaultSettings() config.Settings {
 		LargeClientHeaderBuffers:  config.Buffers{Number: 4, Size: 8 << 10},
 		HTTP2MaxConcurrentStreams: 128,
 		HTTP2ChunkSize:            8 << 10,
+		ClientHeaderTimeout:       60 * time.Second,
+		ClientBodyTimeout:         60 * time.Second,
+		SendTimeout:               60 * time.Second,
 		ResolverTimeout:           30 * time.Second,
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
@@ -509,6 +518,22 @@ func setKeepaliveRequests(l *loader, b *block, n *lex.Node) error {
 	}
 	b.set(n.Name, func(s *config.Settings) { s.KeepaliveRequests = v })
 	return nil
+}
+
+// setTime builds the setter of a directive taking one time (nginx's
+// ngx_conf_set_msec_slot).
+func setTime(apply func(s *config.Settings, v time.Duration)) func(l *loader, b *block, n *lex.Node) error {
+	return func(l *loader, b *block, n *lex.Node) error {
+		if err := l.once(b, n); err != nil {
+			return err
+		}
+		v, ok := parseTime(n.Args[0], false)
+		if !ok {
+			return l.dirErr(n, "invalid value")
+		}
+		b.set(n.Name, func(s *config.Settings) { apply(s, v) })
+		return nil
+	}
 }
 
 func setKeepaliveTime(l *loader, b *block, n *lex.Node) error {

@@ -364,8 +364,7 @@ var ignoredCommands = concat(
 	}), "send_lowat"),
 	ignored(cHTTP|cServer, take1, slot(isSize), "client_header_buffer_size"),
 	ignored(cHSL, take2, slot(isBufs), "gzip_buffers", "output_buffers"),
-	ignored(cHTTP|cServer, take1, slot(isMsec), "client_header_timeout"),
-	ignored(cHSL, take1, slot(isMsec), "client_body_timeout", "send_timeout", "lingering_time", "lingering_timeout"),
+	ignored(cHSL, take1, slot(isMsec), "lingering_time", "lingering_timeout"),
 	ignored(cHSL, take1, slot(isSec), "open_file_cache_valid"),
 )
 

@@ -28,6 +28,7 @@ type clientConn struct {
 	requests int
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
+	draining bool // drainIdle sent GOAWAY (guarded by srv.mu)
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -47,6 +48,9 @@ func clientLimits(st *config.Settings) h2.Limits {
 		l.MaxHeaderListSize = uint32(b.Number * b.Size)
 	}
 	l.IdleTimeout = st.KeepaliveTimeout
+	l.WriteTimeout = st.SendTimeout
+	l.HeaderTimeout = st.ClientHeaderTimeout
+	l.BodyTimeout = st.ClientBodyTimeout
 	l.MaxRequests = st.KeepaliveRequests
 	return l
 }

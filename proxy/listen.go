@@ -195,7 +195,7 @@ func (s *Server) acceptLoop(ln *listener) {
 			continue
 		}
 		delay = 0
-		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns {
+		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns && s.drainIdle() == 0 {
 			s.log.Warn("worker_connections are not enough, closing connection", zap.Int64("worker_connections", s.maxConns))
 			nc.Close()
 			continue
@@ -218,7 +218,14 @@ const sniffTimeout = 60 * time.Second
 func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
-	if s.sniffConn(ln, nc) {
+	s.mu.Lock()
+	s.sniffing[nc] = struct{}{}
+	s.mu.Unlock()
+	ok := s.sniffConn(ln, nc)
+	s.mu.Lock()
+	delete(s.sniffing, nc)
+	s.mu.Unlock()
+	if ok {
 		s.serveHTTP2(ln, nc)
 	}
 }
@@ -228,7 +235,11 @@ func (s *Server) serveConn(ln *listener, nc net.Conn) {
 //
 //go:noinline
 func (s *Server) sniffConn(ln *listener, nc net.Conn) bool {
-	nc.SetReadDeadline(time.Now().Add(sniffTimeout))
+	timeout := sniffTimeout
+	if l := s.cur.Load().listeners[ln.key]; l != nil && l.DefaultServer() != nil && l.DefaultServer().Settings.ClientHeaderTimeout > 0 {
+		timeout = l.DefaultServer().Settings.ClientHeaderTimeout
+	}
+	nc.SetReadDeadline(time.Now().Add(timeout))
 	proto, head, err := sniff(nc)
 	if err != nil {
 		nc.Close()
@@ -507,4 +518,49 @@ func (ln *listener) stopHTTP1(ctx context.Context) {
 	if ctx == nil || ln.h1.Shutdown(ctx) != nil {
 		ln.h1.Close()
 	}
+}
+
+// drainBatch is how many idle connections one accept at worker_connections
+// may close, as nginx's ngx_drain_connections.
+const drainBatch = 32
+
+// drainIdle makes room at worker_connections as nginx does with its
+// reusable connections: it closes up to drainBatch connections that are
+// idle, first those that have not yet sent a request preface, then HTTP/2
+// connections without open streams (GOAWAY, then close). It returns how
+// many it closed; their slots free as they finish closing.
+func (s *Server) drainIdle() int {
+	var quiet []net.Conn
+	var idle []*clientConn
+	s.mu.Lock()
+	for nc := range s.sniffing {
+		if len(quiet) == drainBatch {
+			break
+		}
+		quiet = append(quiet, nc)
+		delete(s.sniffing, nc)
+	}
+	if len(quiet) < drainBatch {
+		for c := range s.conns {
+			if len(quiet)+len(idle) == drainBatch {
+				break
+			}
+			if c.h2.ActiveStreams() == 0 && !c.draining {
+				c.draining = true
+				idle = append(idle, c)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, nc := range quiet {
+		nc.Close()
+	}
+	for _, c := range idle {
+		c.h2.GoAway()
+	}
+	if n := len(quiet) + len(idle); n > 0 {
+		s.log.Info("worker_connections reached, closed idle connections", zap.Int("closed", n))
+		return n
+	}
+	return 0
 }

@@ -38,6 +38,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []*listener
 	conns     map[*clientConn]struct{}
+	sniffing  map[net.Conn]struct{} // accepted, no request preface yet (drainIdle)
 	closing   bool
 	done      chan struct{} // closed when the last connection ends after closing
 	wg        sync.WaitGroup
@@ -84,6 +85,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		log:      log,
 		pools:    upstream.NewSet(nil, upstreamLimits()),
 		conns:    make(map[*clientConn]struct{}),
+		sniffing: make(map[net.Conn]struct{}),
 		maxConns: int64(cfg.WorkerConnections),
 	}
 	rc, err := s.build(cfg)

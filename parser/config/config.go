@@ -369,6 +369,9 @@ type Settings struct {
 	LargeClientHeaderBuffers  Buffers
 	HTTP2MaxConcurrentStreams int
 	HTTP2ChunkSize            int
+	ClientHeaderTimeout       time.Duration // client_header_timeout; default 60s
+	ClientBodyTimeout         time.Duration // client_body_timeout; default 60s
+	SendTimeout               time.Duration // send_timeout; default 60s
 	AccessLogs                []Log // empty with AccessLogOff means off
 	AccessLogOff              bool
 	Resolver                  *Resolver     // nil when no resolver is configured

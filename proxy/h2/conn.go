@@ -116,6 +116,11 @@ type Conn struct {
 	pendBuf    [2]pendingStream // pending's first backing array
 	newStreams int              // streams begun since the last socket read
 	payload    int64            // useful bytes in: DATA payload, request header lists
+	midFrame   bool             // part of a frame has been read (HeaderTimeout)
+	frames     uint64           // frames read
+	tickFrames uint64           // frames at the last HeaderTimeout tick
+	headerTick time.Time        // last HeaderTimeout check
+	bodyTick   time.Time        // last BodyTimeout check
 
 	ready     chan struct{} // closed on the peer's first SETTINGS (Client role)
 	readyOnce sync.Once
@@ -202,6 +207,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		nextID:       1,
 		idleSince:    time.Now(),
 	}
+	c.headerTick, c.bodyTick = c.idleSince, c.idleSince
 	if role == Client {
 		c.ready = make(chan struct{})
 	}
@@ -294,6 +300,8 @@ func (c *Conn) readLoop() error {
 			}
 		}
 		f, err := c.fr.ReadFrame()
+		c.midFrame = false
+		c.frames++
 		if err != nil {
 			if err = c.readError(err); err != nil {
 				return err
@@ -772,6 +780,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 	}
 	end := f.StreamEnded()
 	s.recvBytes += int64(len(data))
+	s.recvSeen = true
 	c.payload += int64(len(data))
 	if s.contentLength >= 0 && (s.recvBytes > s.contentLength || end && s.recvBytes != s.contentLength) {
 		c.resetLocked(s, http2.ErrCodeProtocol)
@@ -1169,6 +1178,18 @@ func (c *Conn) onReadTimeout() bool {
 		c.mu.Unlock()
 		return false
 	}
+	if t := c.lim.HeaderTimeout; t > 0 && c.role == Server && now.Sub(c.headerTick) >= t {
+		if c.midFrame && c.frames == c.tickFrames {
+			c.mu.Unlock()
+			return false // client_header_timeout: a frame started and did not finish
+		}
+		c.tickFrames, c.headerTick = c.frames, now
+	}
+	var expired []*Stream
+	if t := c.lim.BodyTimeout; t > 0 && now.Sub(c.bodyTick) >= t {
+		expired = c.bodyTickLocked()
+		c.bodyTick = now
+	}
 	if c.lim.PingInterval > 0 {
 		if c.pingOut && !c.gotFrame {
 			c.mu.Unlock()
@@ -1182,14 +1203,40 @@ func (c *Conn) onReadTimeout() bool {
 	}
 	c.gotFrame = false
 	c.mu.Unlock()
+	for _, s := range expired {
+		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeCancel, Err: errBodyTimeout})
+	}
 	c.armReadDeadline(now)
 	return true
 }
 
+var errBodyTimeout = errors.New("client timed out sending the request body (client_body_timeout)")
+
+// bodyTickLocked applies BodyTimeout at a read-deadline tick: a stream
+// still receiving that got no DATA since the previous tick is reset.
+func (c *Conn) bodyTickLocked() []*Stream {
+	if c.role != Server {
+		return nil
+	}
+	var expired []*Stream
+	for _, s := range c.streams {
+		if !s.recvDone && !s.recvSeen && s.ticked {
+			expired = append(expired, s)
+		}
+		s.recvSeen, s.ticked = false, true
+	}
+	for _, s := range expired {
+		c.resetLocked(s, http2.ErrCodeCancel)
+	}
+	return expired
+}
+
 func (c *Conn) armReadDeadline(now time.Time) {
 	d := c.lim.IdleTimeout
-	if p := c.lim.PingInterval; p > 0 && (d == 0 || p < d) {
-		d = p
+	for _, t := range [...]time.Duration{c.lim.PingInterval, c.lim.HeaderTimeout, c.lim.BodyTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
 	}
 	if d == 0 {
 		return

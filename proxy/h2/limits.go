@@ -57,6 +57,19 @@ type Limits struct {
 	// grpc_send_timeout; nginx: 60s). 0 means none.
 	WriteTimeout time.Duration
 
+	// HeaderTimeout closes a Server-role connection whose peer stopped
+	// in the middle of a frame for this long (client_header_timeout,
+	// which replaced nginx's http2_recv_timeout; 60s). The check runs at
+	// the connection's read-deadline ticks, so it fires between one and
+	// two times the value. 0 means none.
+	HeaderTimeout time.Duration
+
+	// BodyTimeout resets, with CANCEL, a stream whose peer has sent no
+	// DATA for this long while its request is unfinished
+	// (client_body_timeout; 60s); checked like HeaderTimeout. 0 means
+	// none.
+	BodyTimeout time.Duration
+
 	// IdleTimeout closes the connection after this long without streams
 	// (keepalive_timeout: 75s on client connections, upstream
 	// keepalive_timeout 60s on upstream ones). 0 means never.

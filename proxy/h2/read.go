@@ -76,6 +76,7 @@ func (b *reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b.buf[b.r:b.w])
 	b.r += n
+	b.c.midFrame = true // cleared when ReadFrame returns
 	return n, nil
 }
 

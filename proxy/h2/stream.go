@@ -27,6 +27,8 @@ type Stream struct {
 	recvDone      bool          // END_STREAM or RST_STREAM received
 	contentLength int64         // declared request content-length, -1 if none
 	recvBytes     int64
+	recvSeen      bool // DATA arrived since the last timeout tick
+	ticked        bool // the stream has lived through a timeout tick
 	sentBytes     int64
 }
 
