@@ -372,7 +372,7 @@ type Settings struct {
 	ClientHeaderTimeout       time.Duration // client_header_timeout; default 60s
 	ClientBodyTimeout         time.Duration // client_body_timeout; default 60s
 	SendTimeout               time.Duration // send_timeout; default 60s
-	AccessLogs                []Log // empty with AccessLogOff means off
+	AccessLogs                []Log         // empty with AccessLogOff means off
 	AccessLogOff              bool
 	Resolver                  *Resolver     // nil when no resolver is configured
 	ResolverTimeout           time.Duration // default 30s
