@@ -195,7 +195,7 @@ func (s *Server) acceptLoop(ln *listener) {
 			continue
 		}
 		delay = 0
-		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns && s.drainIdle() == 0 {
+		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns && !s.makeRoom() {
 			s.log.Warn("worker_connections are not enough, closing connection", zap.Int64("worker_connections", s.maxConns))
 			nc.Close()
 			continue
@@ -219,7 +219,7 @@ func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
 	s.mu.Lock()
-	s.sniffing[nc] = struct{}{}
+	s.sniffing[nc] = time.Now()
 	s.mu.Unlock()
 	ok := s.sniffConn(ln, nc)
 	s.mu.Lock()
@@ -524,43 +524,77 @@ func (ln *listener) stopHTTP1(ctx context.Context) {
 // may close, as nginx's ngx_drain_connections.
 const drainBatch = 32
 
-// drainIdle makes room at worker_connections as nginx does with its
-// reusable connections: it closes up to drainBatch connections that are
-// idle, first those that have not yet sent a request preface, then HTTP/2
-// connections without open streams (GOAWAY, then close). It returns how
-// many it closed; their slots free as they finish closing.
-func (s *Server) drainIdle() int {
-	var quiet []net.Conn
-	var idle []*clientConn
-	s.mu.Lock()
-	for nc := range s.sniffing {
-		if len(quiet) == drainBatch {
+// drainGrace is how long a drained HTTP/2 connection has to read its
+// GOAWAY before it is closed.
+const drainGrace = 100 * time.Millisecond
+
+// makeRoom finds a slot for a new connection at worker_connections: one
+// freed by an earlier drain not yet taken, or one of a new drain (the
+// others are kept for the next accepts, so that one drain serves up to
+// drainBatch new connections, as nginx's does).
+func (s *Server) makeRoom() bool {
+	for {
+		n := s.freed.Load()
+		if n <= 0 {
 			break
 		}
-		quiet = append(quiet, nc)
-		delete(s.sniffing, nc)
+		if s.freed.CompareAndSwap(n, n-1) {
+			return true
+		}
 	}
-	if len(quiet) < drainBatch {
-		for c := range s.conns {
-			if len(quiet)+len(idle) == drainBatch {
-				break
-			}
-			if c.h2.ActiveStreams() == 0 && !c.draining {
-				c.draining = true
-				idle = append(idle, c)
-			}
+	if n := s.drainIdle(); n > 0 {
+		s.freed.Add(int64(n - 1))
+		return true
+	}
+	return false
+}
+
+// drainIdle makes room at worker_connections as nginx does with its
+// reusable connections: it closes up to drainBatch of the connections
+// idle the longest (least recently used first), whether they have not yet
+// sent their preface or are HTTP/2 connections without open streams
+// (GOAWAY, then close). It returns how many it closed; their slots free
+// within drainGrace.
+func (s *Server) drainIdle() int {
+	type idleConn struct {
+		since time.Time
+		nc    net.Conn    // not yet sniffed
+		c     *clientConn // HTTP/2
+	}
+	var cands []idleConn
+	s.mu.Lock()
+	for nc, since := range s.sniffing {
+		cands = append(cands, idleConn{since: since, nc: nc})
+	}
+	for c := range s.conns {
+		if since, idle := c.h2.IdleSince(); idle && !c.draining {
+			cands = append(cands, idleConn{since: since, c: c})
+		}
+	}
+	slices.SortFunc(cands, func(a, b idleConn) int { return a.since.Compare(b.since) })
+	cands = cands[:min(len(cands), drainBatch)]
+	for _, x := range cands {
+		if x.nc != nil {
+			delete(s.sniffing, x.nc)
+		} else {
+			x.c.draining = true
 		}
 	}
 	s.mu.Unlock()
-	for _, nc := range quiet {
-		nc.Close()
-	}
-	for _, c := range idle {
+	for _, x := range cands {
+		if x.nc != nil {
+			x.nc.Close()
+			continue
+		}
+		// nginx sends GOAWAY and closes at once; a moment lets the
+		// GOAWAY reach the client before the close, and no lingering
+		// lets a client that ignores it keep the slot.
+		c := x.c
 		c.h2.GoAway()
+		time.AfterFunc(drainGrace, func() { c.h2.Close() })
 	}
-	if n := len(quiet) + len(idle); n > 0 {
-		s.log.Info("worker_connections reached, closed idle connections", zap.Int("closed", n))
-		return n
+	if len(cands) > 0 {
+		s.log.Info("worker_connections reached, closed idle connections", zap.Int("closed", len(cands)))
 	}
-	return 0
+	return len(cands)
 }

@@ -33,12 +33,13 @@ type Server struct {
 
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
+	freed    atomic.Int64 // slots drainIdle freed that no accept took yet
 	connSeq  atomic.Uint64
 
 	mu        sync.Mutex
 	listeners []*listener
 	conns     map[*clientConn]struct{}
-	sniffing  map[net.Conn]struct{} // accepted, no request preface yet (drainIdle)
+	sniffing  map[net.Conn]time.Time // accepted, no preface yet: when (drainIdle)
 	closing   bool
 	done      chan struct{} // closed when the last connection ends after closing
 	wg        sync.WaitGroup
@@ -85,7 +86,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		log:      log,
 		pools:    upstream.NewSet(nil, upstreamLimits()),
 		conns:    make(map[*clientConn]struct{}),
-		sniffing: make(map[net.Conn]struct{}),
+		sniffing: make(map[net.Conn]time.Time),
 		maxConns: int64(cfg.WorkerConnections),
 	}
 	rc, err := s.build(cfg)

@@ -26,12 +26,12 @@ func startGproxy(t *testing.T, httpBody string) *proxyInstance {
 	t.Helper()
 	conf := fmt.Sprintf(`daemon off;
 worker_processes 1;
-events { worker_connections 20000; }
+events { worker_connections %d; }
 http {
 access_log off;
 %s
 }
-`, httpBody)
+`, workerConnections, httpBody)
 	path := filepath.Join(t.TempDir(), "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -79,6 +79,10 @@ access_log off;
 		return ms.HeapInuse, "Go heap in use (proxy, clients and backends together)"
 	}}
 }
+
+// workerConnections is the in-process gproxy's worker_connections; the
+// idle-flood attack test lowers it.
+var workerConnections = 20000
 
 // syncBuffer is a bytes.Buffer safe for the engine's goroutines.
 type syncBuffer struct {

@@ -1023,6 +1023,14 @@ func (c *Conn) CanOpen() bool {
 	return ok
 }
 
+// IdleSince reports when the connection last became idle (no open
+// stream), and whether it is idle now.
+func (c *Conn) IdleSince() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idleSince, c.active == 0 && !c.closed
+}
+
 // ActiveStreams returns the number of open streams.
 func (c *Conn) ActiveStreams() int {
 	c.mu.Lock()
