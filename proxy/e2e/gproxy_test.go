@@ -80,10 +80,6 @@ access_log off;
 	}}
 }
 
-// workerConnections is the in-process gproxy's worker_connections; the
-// idle-flood attack test lowers it.
-var workerConnections = 20000
-
 // syncBuffer is a bytes.Buffer safe for the engine's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex

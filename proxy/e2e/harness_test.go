@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,14 @@ import (
 )
 
 var (
-	proxyFlag   = flag.String("e2e.proxy", "gproxy", "proxy under test: gproxy (in-process) or nginx")
+	proxyFlag   = flag.String("e2e.proxy", "gproxy", "proxy under test: gproxy (in-process) or nginx; the attack tests also take gproxy-process and haproxy")
 	nginxFlag   = flag.String("e2e.nginx", "nginx", "nginx binary for -e2e.proxy=nginx")
 	grpcLogFlag = flag.Bool("e2e.grpclog", false, "show grpc-go's own warnings and errors")
 )
+
+// workerConnections is the proxies' worker_connections (HAProxy's
+// maxconn); the idle-flood attack test lowers it.
+var workerConnections = 20000
 
 // maxMsg is the message size limit given to every client and backend, above
 // the 64 MiB the large-message test sends.
@@ -161,16 +166,33 @@ type trackingListener struct {
 	net.Listener
 	mu    sync.Mutex
 	conns []net.Conn
+	sent  atomic.Int64 // bytes the backend wrote, once count is set
+	count atomic.Bool
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
+	if err == nil && l.count.Load() {
+		c = &countingConn{Conn: c, n: &l.sent}
+	}
 	if err == nil {
 		l.mu.Lock()
 		l.conns = append(l.conns, c)
 		l.mu.Unlock()
 	}
 	return c, err
+}
+
+// countingConn counts the bytes written to it.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func (l *trackingListener) closeAll() {

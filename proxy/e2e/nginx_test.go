@@ -34,7 +34,7 @@ worker_processes 1;
 worker_rlimit_nofile 20000;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
-events { worker_connections 19000; }
+events { worker_connections %[3]d; }
 http {
 access_log off;
 client_body_temp_path %[1]s/body;
@@ -44,7 +44,7 @@ uwsgi_temp_path %[1]s/uwsgi;
 scgi_temp_path %[1]s/scgi;
 %[2]s
 }
-`, dir, httpBody)
+`, dir, httpBody, min(workerConnections, 19000))
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
