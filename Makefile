@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build test vet fmt-check demo bench e2e h2spec clean
+.PHONY: all build test vet fmt-check fuzz demo bench e2e h2spec clean
 
 all: build
 
@@ -14,6 +14,13 @@ build:
 ## test: vet, gofmt check and every test with the race detector
 test: vet fmt-check
 	$(GO) test -race -timeout 8m ./...
+	$(MAKE) fuzz
+
+## fuzz: each codec fuzz target for FUZZTIME (HTTP/2 frames, HPACK re-encoding)
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZTIME) ./proxy/h2
+	$(GO) test -run '^$$' -fuzz '^FuzzHeaderReencoding$$' -fuzztime $(FUZZTIME) ./proxy
 
 vet:
 	$(GO) vet ./...
