@@ -1,0 +1,113 @@
+package h2
+
+import (
+	"bytes"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Tests of the limits of issue 15, driven by a raw client.
+
+// countingReplier counts the streams handed to HandleStream.
+type countingReplier struct {
+	replier
+	n atomic.Int32
+}
+
+func (h *countingReplier) HandleStream(s *Stream, f *http2.MetaHeadersFrame) StreamHandler {
+	h.n.Add(1)
+	return h.replier.HandleStream(s, f)
+}
+
+// pairs returns HEADERS + RST_STREAM CANCEL for n streams from id 1, as
+// one byte string, so that they reach the server in one read.
+func (r *rawClient) pairs(n int) []byte {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	for i := range n {
+		id := uint32(2*i + 1)
+		r.hbuf.Reset()
+		for _, f := range reqFields {
+			r.enc.WriteField(f)
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.hbuf.Bytes(), EndHeaders: true})
+		fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}
+	return b.Bytes()
+}
+
+// TestRapidResetNotDispatched: a stream the client resets in the same
+// read never reaches the handler (so never a backend).
+func TestRapidResetNotDispatched(t *testing.T) {
+	h := &countingReplier{}
+	r := newRaw(t, DefaultLimits(), h)
+	if _, err := r.nc.Write(r.pairs(10)); err != nil {
+		t.Fatal(err)
+	}
+	r.fr.WritePing(false, [8]byte{7})
+	r.expect("PING ACK", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() })
+	if n := h.n.Load(); n != 0 {
+		t.Fatalf("%d reset streams reached the handler, want 0", n)
+	}
+}
+
+// TestGlitchesClose: MaxGlitches streams reset before their response
+// close the connection with GOAWAY ENHANCE_YOUR_CALM.
+func TestGlitchesClose(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxGlitches = 10
+	r := newRaw(t, lim, &replier{silent: true})
+	if _, err := r.nc.Write(r.pairs(10)); err != nil {
+		t.Fatal(err)
+	}
+	r.expectGoAway(http2.ErrCodeEnhanceYourCalm)
+}
+
+// TestHeaderListTooLargeTwice: the second header list over the limit on a
+// connection (an HPACK bomb) closes it with ENHANCE_YOUR_CALM.
+func TestHeaderListTooLargeTwice(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxHeaderListSize = 1024
+	r := newRaw(t, lim, &replier{})
+	var big []hpack.HeaderField
+	for i := range 4 { // each field fits, the list does not
+		big = append(big, hpack.HeaderField{Name: "x-pad" + strings.Repeat("d", i), Value: strings.Repeat("~", 500)})
+	}
+	r.headers(1, true, big...)
+	r.expect("431", func(f http2.Frame) bool {
+		mh, ok := f.(*http2.MetaHeadersFrame)
+		return ok && mh.PseudoValue("status") == "431"
+	})
+	r.headers(3, true, big...)
+	r.expectGoAway(http2.ErrCodeEnhanceYourCalm)
+}
+
+// TestFloodRule: frames without payload beyond nginx's flood rule (an
+// eighth of the bytes read over the payload by 1 MiB) close the
+// connection, even from a client that reads every answer.
+func TestFloodRule(t *testing.T) {
+	r := newRaw(t, DefaultLimits(), &replier{})
+	go func() {
+		var b bytes.Buffer
+		fr := http2.NewFramer(&b, nil)
+		for range 1000 {
+			fr.WriteWindowUpdate(0, 1)
+		}
+		for range 1000 { // 13 MB of WINDOW_UPDATE: past 8 MiB
+			if _, err := r.nc.Write(b.Bytes()); err != nil {
+				return
+			}
+		}
+	}()
+	r.expect("GOAWAY", func(f http2.Frame) bool {
+		g, ok := f.(*http2.GoAwayFrame)
+		if ok && g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+			t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+		}
+		return ok
+	})
+}
