@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build test vet fmt-check fuzz demo bench e2e h2spec clean
+.PHONY: all build test vet fmt-check fuzz attacks demo bench e2e h2spec clean
 
 all: build
 
@@ -40,6 +40,12 @@ e2e:
 ## h2spec: the h2spec conformance run alone, with the counts in the log
 h2spec:
 	$(GO) test -timeout 5m -v -count=1 -run 'TestH2Spec' ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
+
+## attacks: issue 15's attacks against the gproxy binary, nginx and HAProxy; one table row each
+attacks:
+	@for p in gproxy-process nginx haproxy; do \
+	  $(GO) test -count=1 -timeout 5m -v -run 'TestAttacks' ./proxy/e2e/ -args -e2e.proxy=$$p | grep 'ATTACK-ROW'; \
+	done
 
 ## bench: gproxy vs nginx vs HAProxy on loopback, about 2 minutes; table in bench-out/table.md
 bench:
