@@ -29,6 +29,7 @@ var httpCommands = append([]command{
 	{name: "large_client_header_buffers", ctx: cHTTP | cServer, args: take2, status: statusImplemented, set: setLargeClientHeaderBuffers},
 	{name: "http2_max_concurrent_streams", ctx: cHTTP | cServer, args: take1, status: statusImplemented, set: setHTTP2MaxConcurrentStreams},
 	{name: "http2_chunk_size", ctx: cHSL, args: take1, status: statusImplemented, set: setHTTP2ChunkSize},
+	{name: "http2_body_preread_size", ctx: cHTTP | cServer, args: take1, status: statusImplemented, set: setHTTP2BodyPrereadSize},
 	{name: "client_header_timeout", ctx: cHTTP | cServer, args: take1, status: statusImplemented,
 		set: setTime(func(s *config.Settings, v time.Duration) { s.ClientHeaderTimeout = v })},
 	{name: "client_body_timeout", ctx: cHSL, args: take1, status: statusImplemented,
@@ -56,6 +57,7 @@ func defaultSettings() config.Settings {
 		ClientHeaderTimeout:       60 * time.Second,
 		ClientBodyTimeout:         60 * time.Second,
 		SendTimeout:               60 * time.Second,
+		HTTP2BodyPrereadSize:      64 << 10,
 		ResolverTimeout:           30 * time.Second,
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
@@ -517,6 +519,23 @@ func setKeepaliveRequests(l *loader, b *block, n *lex.Node) error {
 		return l.dirErr(n, "invalid number")
 	}
 	b.set(n.Name, func(s *config.Settings) { s.KeepaliveRequests = v })
+	return nil
+}
+
+// setHTTP2BodyPrereadSize reads http2_body_preread_size: a size up to
+// the largest HTTP/2 window, as nginx checks it.
+func setHTTP2BodyPrereadSize(l *loader, b *block, n *lex.Node) error {
+	if err := l.once(b, n); err != nil {
+		return err
+	}
+	v, ok := parseSize(n.Args[0])
+	if !ok {
+		return l.dirErr(n, "invalid value")
+	}
+	if v > 1<<31-1 {
+		return l.errf(n, "the maximum body preread buffer size is 2147483647")
+	}
+	b.set(n.Name, func(s *config.Settings) { s.HTTP2BodyPrereadSize = int(v) })
 	return nil
 }
 

@@ -374,8 +374,6 @@ var ignoredCommands = concat(
 var http2Ignored = concat(
 	ignored(cHTTP, take1, slot(sizeWhere(func(v int64) bool { return v > 32 },
 		func(n *lex.Node) string { return dirMsg(n, "value is too small") })), "http2_recv_buffer_size"),
-	ignored(cHTTP|cServer, take1, slot(sizeWhere(func(v int64) bool { return v <= 1<<31-1 },
-		func(*lex.Node) string { return "the maximum body preread buffer size is 2147483647" })), "http2_body_preread_size"),
 	ignored(cHTTP|cServer, take1, slot(isPowerOfTwo), "http2_streams_index_size"),
 	obsolete("keepalive_timeout", "http2_idle_timeout"),
 	obsolete("keepalive_requests", "http2_max_requests"),

@@ -158,13 +158,16 @@ type upAttempt struct {
 	s      *h2.Stream
 	framed atomic.Int64
 	look   atomic.Int64 // client window passed on to s beyond respAllowance
+	opened bool         // the client's window was first passed on (c.mu)
 }
 
 // Response flow control. A backend may send a call what the client can
 // take, not more: the upstream stream's window is respAllowance (the
 // upstream connections' initial stream window) plus the part of the
 // client stream's own window passed on to it (Grant), at most
-// respLookahead. Bytes framed to the client first use up that lookahead
+// respLookahead. The client's window is first passed on once half the
+// allowance has come (a small response never needs it, and saves the
+// backend a WINDOW_UPDATE). Bytes framed to the client first use up that lookahead
 // and only then are credited back to the backend, and each window the
 // client opens is passed on again. So what a backend sent and the client
 // has not taken stays below respAllowance + min(client window,
@@ -303,9 +306,6 @@ func (c *call) attachLocked(s *h2.Stream) {
 	}
 	a.s = s
 	c.up.Store(a)
-	if g := a.grantLook(c.cs.SendWindow()); g > 0 {
-		s.Grant(int(g))
-	}
 	if c.lg != nil {
 		c.lg.connected = time.Now()
 	}
@@ -517,6 +517,12 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 	c.touch()
 	c.commitLocked()
 	c.respBytes += int64(len(p))
+	if a := c.up.Load(); !a.opened && c.respBytes >= respAllowance/2 && !end {
+		a.opened = true
+		if g := a.grantLook(c.cs.SendWindow()); g > 0 {
+			s.Grant(int(g))
+		}
+	}
 	c.msgs.feed(p)
 	c.cs.WriteData(p, end)
 	if end {

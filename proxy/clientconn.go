@@ -49,6 +49,9 @@ func clientLimits(st *config.Settings) h2.Limits {
 	}
 	l.IdleTimeout = st.KeepaliveTimeout
 	l.WriteTimeout = st.SendTimeout
+	if st.HTTP2BodyPrereadSize > 0 {
+		l.StreamWindow = int32(st.HTTP2BodyPrereadSize)
+	}
 	l.HeaderTimeout = st.ClientHeaderTimeout
 	l.BodyTimeout = st.ClientBodyTimeout
 	l.MaxRequests = st.KeepaliveRequests

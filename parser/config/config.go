@@ -372,6 +372,7 @@ type Settings struct {
 	ClientHeaderTimeout       time.Duration // client_header_timeout; default 60s
 	ClientBodyTimeout         time.Duration // client_body_timeout; default 60s
 	SendTimeout               time.Duration // send_timeout; default 60s
+	HTTP2BodyPrereadSize      int           // http2_body_preread_size: initial stream window; default 64k
 	AccessLogs                []Log         // empty with AccessLogOff means off
 	AccessLogOff              bool
 	Resolver                  *Resolver     // nil when no resolver is configured

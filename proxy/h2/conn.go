@@ -908,6 +908,18 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		s.h.HandleReset(s, &StreamError{Code: http2.ErrCodeProtocol, Err: errHeaderListSize})
 		return nil
 	}
+	if c.role == Client && !s.gotResponse {
+		// The final response header: its content-length binds the body
+		// (RFC 9113 8.1.1), which nginx checks on its upstreams too. A
+		// response to HEAD, 204 and 304 has none whatever it says.
+		status := f.PseudoValue("status")
+		if len(status) == 3 && status[0] != '1' {
+			s.gotResponse = true
+			if !s.head && status != "204" && status != "304" {
+				s.contentLength = contentLength(f)
+			}
+		}
+	}
 	if c.role == Server {
 		// Request trailers: they must end the stream and carry no
 		// pseudo-headers.
@@ -1002,6 +1014,12 @@ func (c *Conn) OpenStream(fields []hpack.HeaderField, end bool, h StreamHandler)
 		return nil, ErrStreamLimit
 	}
 	s := c.newStreamLocked(c.nextID, h)
+	for _, f := range fields {
+		if f.Name == ":method" {
+			s.head = f.Value == "HEAD"
+			break
+		}
+	}
 	c.nextID += 2
 	c.started++
 	if c.lim.MaxRequests > 0 && c.started >= c.lim.MaxRequests {

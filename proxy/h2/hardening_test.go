@@ -2,9 +2,11 @@ package h2
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -110,4 +112,41 @@ func TestFloodRule(t *testing.T) {
 		}
 		return ok
 	})
+}
+
+// lyingServer answers with content-length 5 and a 10-byte body.
+type lyingServer struct{ nopHandler }
+
+func (lyingServer) HandleStream(s *Stream, _ *http2.MetaHeadersFrame) StreamHandler {
+	s.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-length", Value: "5"}}, false)
+	s.WriteData([]byte("0123456789"), true)
+	return nil
+}
+
+// resetSpy reports a stream's reset.
+type resetSpy struct {
+	nopHandler
+	reset chan error
+}
+
+func (h *resetSpy) HandleData(s *Stream, p []byte, _ bool) { s.Credit(len(p)) }
+func (h *resetSpy) HandleReset(_ *Stream, err error)       { h.reset <- err }
+
+// TestResponseContentLength: an upstream response body longer than its
+// content-length resets the stream, as nginx does.
+func TestResponseContentLength(t *testing.T) {
+	cc, _ := pair(t, DefaultLimits(), lyingServer{}, nil)
+	h := &resetSpy{reset: make(chan error, 1)}
+	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.reset:
+		var se *StreamError
+		if !errors.As(err, &se) || se.Err == nil || !strings.Contains(se.Err.Error(), "content-length") {
+			t.Fatalf("reset with %v, want a content-length mismatch", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream was not reset")
+	}
 }

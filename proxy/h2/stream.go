@@ -28,6 +28,8 @@ type Stream struct {
 	contentLength int64         // declared request content-length, -1 if none
 	recvBytes     int64
 	recvSeen      bool // DATA arrived since the last timeout tick
+	head          bool // Client role: the request is HEAD
+	gotResponse   bool // Client role: the final response header arrived
 	ticked        bool // the stream has lived through a timeout tick
 	sentBytes     int64
 }
