@@ -26,6 +26,7 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
+	tls      *route.TLS // nil on cleartext
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
 }
@@ -73,6 +74,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		ConnID:       c.id,
 		ConnRequests: c.requests,
 		Start:        now,
+		TLS:          c.tls,
+	}
+	if c.tls != nil {
+		r.Scheme = "https"
 	}
 	lst := rc.listeners[c.ln.key]
 	if lst == nil {
@@ -81,6 +86,18 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	if msg := rc.refusal(srv, c.tls); msg != "" {
+		act = refuseAction(msg, r)
+		if act.Code == 0 {
+			fields := trailersOnly(codeUnauthenticated, msg)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lg := rc.loggerFor(srv, loc); lg != nil {
+				c.logAnswer(lg, f, &route.Action{Code: http.StatusOK}, fields, 0)
+			}
+			return nil
+		}
+	}
 	if act != nil {
 		fields, body := respond(s, act, r.Method)
 		if lg := rc.loggerFor(srv, loc); lg != nil {
@@ -120,7 +137,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			cl.deadline = now.Add(d)
 		}
 	}
-	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", g.Name, loc, rc.table, r)
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, lr.scheme, g.Name, loc, rc.table, r)
 	if lr.log != nil {
 		// After upstreamRequest, which may have computed $request_id:
 		// the log must show the value sent upstream.

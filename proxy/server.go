@@ -9,10 +9,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
 )
@@ -47,7 +47,7 @@ type Server struct {
 type running struct {
 	cfg       *config.Config
 	table     *route.Table
-	groups    map[*config.Upstream]*upstream.Group
+	groups    map[groupKey]*upstream.Group
 	listeners map[string]*route.Listener // by network + " " + address
 	logs      *accesslog.Set
 
@@ -57,11 +57,19 @@ type running struct {
 	// (server `return`, no location matched).
 	locs    map[*config.Location]locRun
 	servers map[*config.Server]*accesslog.Logger
+
+	// tlsServers holds the TLS side of every server; tlsConfigs the
+	// crypto/tls configuration of each server on its ssl listeners.
+	tlsServers map[*config.Server]*tlsconf.Server
+	tlsConfigs map[tlsKey]*tls.Config
 }
 
 // locRun is the running state of one location.
 type locRun struct {
 	group *upstream.Group   // grpc_pass target; nil without grpc_pass
+	// scheme is the :scheme sent upstream: "https" for grpcs://, as
+	// nginx sends.
+	scheme string
 	log   *accesslog.Logger // nil when access_log is off there
 }
 
@@ -106,7 +114,7 @@ func upstreamLimits() h2.Limits {
 func (s *Server) build(cfg *config.Config) (*running, error) {
 	rc := &running{
 		cfg:       cfg,
-		groups:    make(map[*config.Upstream]*upstream.Group),
+		groups:    make(map[groupKey]*upstream.Group),
 		listeners: make(map[string]*route.Listener),
 		locs:      make(map[*config.Location]locRun),
 		servers:   make(map[*config.Server]*accesslog.Logger),
@@ -117,10 +125,10 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 	}
 	rc.table = tbl
 	for _, l := range tbl.Listeners() {
-		if l.SSL {
-			return nil, fmt.Errorf("\"ssl\" parameter of \"listen %s\" is not supported yet by gproxy in %s", l.Address, listenPos(l))
-		}
 		rc.listeners[l.Network+" "+l.Address] = l
+	}
+	if err := rc.buildTLS(); err != nil {
+		return nil, err
 	}
 	if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
 		return nil, err
@@ -143,19 +151,23 @@ func (s *Server) buildGroups(rc *running) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range order {
-		g, err := upstream.NewGroup(u, s.pools, *opts[u])
+	for _, k := range order {
+		g, err := upstream.NewGroup(k.u, s.pools, *opts[k])
 		if err != nil {
 			return err
 		}
-		rc.groups[u] = g
+		rc.groups[k] = g
 	}
 	var walk func([]*config.Location)
 	walk = func(locs []*config.Location) {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
 			if l.GRPCPass != nil {
-				lr.group = rc.groups[l.GRPCPass.Upstream]
+				lr.group = rc.groups[groupKeyOf(l)]
+				lr.scheme = "http"
+				if l.GRPCPass.Scheme == "grpcs" {
+					lr.scheme = "https"
+				}
 			}
 			rc.locs[l] = lr
 			walk(l.Locations)
@@ -174,20 +186,27 @@ func (s *Server) buildGroups(rc *running) error {
 // of them asks for it. order lists the upstreams in the order groups are
 // built: those passed to first, then the unused ones (still checked, as
 // nginx does).
-func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOptions, order []*config.Upstream, err error) {
-	opts = map[*config.Upstream]*upstream.GroupOptions{}
+func groupOptions(h *config.HTTP) (opts map[groupKey]*upstream.GroupOptions, order []groupKey, err error) {
+	opts = map[groupKey]*upstream.GroupOptions{}
+	used := map[*config.Upstream]bool{}
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			if gp := l.GRPCPass; gp != nil {
-				if gp.Scheme == "grpcs" {
-					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
-				}
-				o := opts[gp.Upstream]
+				k := groupKeyOf(l)
+				used[gp.Upstream] = true
+				o := opts[k]
 				if o == nil {
 					o = &upstream.GroupOptions{}
-					opts[gp.Upstream] = o
-					order = append(order, gp.Upstream)
+					if gp.Scheme == "grpcs" {
+						ut, err := tlsconf.NewUpstream(&l.Settings.GRPC, gp.Upstream.Name)
+						if err != nil {
+							return err
+						}
+						o.TLS, o.TLSKey = ut.Config, ut.Key
+					}
+					opts[k] = o
+					order = append(order, k)
 				}
 				g := &l.Settings.GRPC
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
@@ -206,23 +225,31 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 		}
 	}
 	for _, u := range h.Upstreams {
-		if opts[u] == nil {
-			opts[u] = &upstream.GroupOptions{}
-			order = append(order, u)
+		if !used[u] {
+			k := groupKey{u: u}
+			opts[k] = &upstream.GroupOptions{}
+			order = append(order, k)
 		}
 	}
 	return opts, order, nil
 }
 
-func listenPos(l *route.Listener) string {
-	for _, srv := range l.Servers {
-		for _, ls := range srv.Listens {
-			if ls.SSL {
-				return ls.Pos.File + ":" + strconv.Itoa(ls.Pos.Line)
-			}
-		}
+// groupKey names a group: an upstream, and for grpcs:// the TLS settings
+// of the locations passing to it (tlsconf.Upstream.Key), so locations
+// with different grpc_ssl_* settings get connections of their own.
+type groupKey struct {
+	u   *config.Upstream
+	tls string // "" for grpc://
+}
+
+// groupKeyOf is the group of a grpc_pass location.
+func groupKeyOf(l *config.Location) groupKey {
+	gp := l.GRPCPass
+	k := groupKey{u: gp.Upstream}
+	if gp.Scheme == "grpcs" {
+		k.tls = "grpcs " + tlsconf.UpstreamKey(&l.Settings.GRPC, gp.Upstream.Name)
 	}
-	return "?"
+	return k
 }
 
 // Start opens every listener and serves in the background. It returns once
@@ -237,6 +264,9 @@ func (s *Server) Start() error {
 				x.ln.Close()
 			}
 			return err
+		}
+		if l.SSL {
+			ln.tlsConf = s.tlsConfig(ln)
 		}
 		lns = append(lns, ln)
 	}

@@ -98,9 +98,14 @@ func NewUpstream(g *config.GRPCSettings, host string) (*Upstream, error) {
 	if err := applyConfCommands(c, g.SSLConfCommands, g.SSLPos.ConfCommand); err != nil {
 		return nil, err
 	}
-	key := fmt.Sprint(name, c.ServerName, g.SSLVerify, g.SSLVerifyDepth, g.SSLTrustedCertificate, g.SSLCRL,
-		g.SSLCertificate, g.SSLCertificateKey, g.SSLPasswordFile, g.SSLProtocols, g.SSLCiphers, g.SSLSessionReuse, g.SSLConfCommands)
-	return &Upstream{Config: c, Key: key}, nil
+	return &Upstream{Config: c, Key: UpstreamKey(g, host)}, nil
+}
+
+// UpstreamKey is NewUpstream(g, host).Key without loading anything.
+func UpstreamKey(g *config.GRPCSettings, host string) string {
+	return fmt.Sprintf("%q %q %v %v %d %q %q %q %q %q %q %q %v %q", host, g.SSLName.Raw, g.SSLServerName, g.SSLVerify,
+		g.SSLVerifyDepth, g.SSLTrustedCertificate, g.SSLCRL, g.SSLCertificate, g.SSLCertificateKey,
+		g.SSLPasswordFile, g.SSLProtocols, g.SSLCiphers, g.SSLSessionReuse, g.SSLConfCommands)
 }
 
 // verifyServer checks an upstream's certificates as nginx's

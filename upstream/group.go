@@ -9,6 +9,7 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +127,11 @@ type GroupOptions struct {
 	// connections read responses into (the largest of the locations using
 	// the group); 0 keeps the codec's default.
 	ReadBufferSize int
+	// TLS is the client configuration of grpcs:// (nil for grpc://):
+	// every connection of the group is a TLS client with it. TLSKey
+	// identifies it, so pools of equal settings are shared across reloads.
+	TLS    *tls.Config
+	TLSKey string
 }
 
 // NewGroup builds a group. Balancing methods and server parameters gproxy

@@ -30,6 +30,10 @@ type Request struct {
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
 
+	// TLS is the connection's TLS state ($ssl_* variables); nil on a
+	// cleartext connection.
+	TLS *TLS
+
 	Proto        string // "HTTP/2.0" or "HTTP/1.1"
 	ConnID       uint64 // $connection
 	ConnRequests int    // $connection_requests

@@ -58,6 +58,15 @@ const (
 	vUpstreamConnectTime
 	vGRPCStatus
 	vGRPCMessage
+	vSSLProtocol
+	vSSLCipher
+	vSSLServerName
+	vSSLSessionReused
+	vSSLClientVerify
+	vSSLClientSDN
+	vSSLClientIDN
+	vSSLClientSerial
+	vSSLClientFingerprint
 	// Families with an argument.
 	vHTTP     // http_NAME
 	vSentHTTP // sent_http_NAME
@@ -110,6 +119,15 @@ var builtinVars = map[string]varKind{
 	"upstream_connect_time":     vUpstreamConnectTime,
 	"grpc_status":               vGRPCStatus,
 	"grpc_message":              vGRPCMessage,
+	"ssl_protocol":              vSSLProtocol,
+	"ssl_cipher":                vSSLCipher,
+	"ssl_server_name":           vSSLServerName,
+	"ssl_session_reused":        vSSLSessionReused,
+	"ssl_client_verify":         vSSLClientVerify,
+	"ssl_client_s_dn":           vSSLClientSDN,
+	"ssl_client_i_dn":           vSSLClientIDN,
+	"ssl_client_serial":         vSSLClientSerial,
+	"ssl_client_fingerprint":    vSSLClientFingerprint,
 }
 
 // varRef is a resolved variable name.
@@ -268,6 +286,9 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return r.GRPCStatus, true
 	case vGRPCMessage:
 		return r.GRPCMessage, true
+	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
+		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
+		return tlsValue(ref.kind, r.TLS)
 	case vHTTP:
 		return headerValue(r.Headers, ref.arg, r.Authority)
 	case vSentHTTP:
