@@ -26,7 +26,7 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
-	tls      *route.TLS // nil on cleartext
+	tls      *route.TLS    // nil on cleartext
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
 }

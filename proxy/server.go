@@ -66,11 +66,11 @@ type running struct {
 
 // locRun is the running state of one location.
 type locRun struct {
-	group *upstream.Group   // grpc_pass target; nil without grpc_pass
+	group *upstream.Group // grpc_pass target; nil without grpc_pass
 	// scheme is the :scheme sent upstream: "https" for grpcs://, as
 	// nginx sends.
 	scheme string
-	log   *accesslog.Logger // nil when access_log is off there
+	log    *accesslog.Logger // nil when access_log is off there
 }
 
 // loggerFor returns the access log of an answer given for srv at loc

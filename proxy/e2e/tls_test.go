@@ -320,4 +320,3 @@ server {
 		conn.Close()
 	}
 }
-
