@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -138,8 +139,32 @@ func verifyServer(certs []*x509.Certificate, name string, roots *x509.CertPool, 
 	if r := crl.check(ok); r != "" {
 		return fmt.Errorf("upstream SSL certificate verify error: (%s)", r)
 	}
-	if err := certs[0].VerifyHostname(name); err != nil {
+	if !checkHost(certs[0], name) {
 		return fmt.Errorf("upstream SSL certificate does not match \"%s\"", name)
 	}
 	return nil
+}
+
+// checkHost is OpenSSL's X509_check_host, which nginx uses: the subject
+// alternative names, or, in a certificate without DNS names, the subject's
+// common name (Go's VerifyHostname no longer reads the common name).
+func checkHost(c *x509.Certificate, name string) bool {
+	if c.VerifyHostname(name) == nil {
+		return true
+	}
+	if len(c.DNSNames) > 0 || net.ParseIP(name) != nil {
+		return false
+	}
+	cn := strings.ToLower(c.Subject.CommonName)
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if cn == name {
+		return true
+	}
+	// A leftmost "*." label matches one label.
+	if rest, ok := strings.CutPrefix(cn, "*."); ok {
+		if i := strings.IndexByte(name, '.'); i > 0 && name[i+1:] == rest {
+			return true
+		}
+	}
+	return false
 }
