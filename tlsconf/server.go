@@ -103,7 +103,7 @@ func (s *Server) Config(protos []string) *tls.Config {
 			if _, ok := createdAt(ss); !ok {
 				var b [len(ticketTag) + 8]byte
 				copy(b[:], ticketTag)
-				binary.BigEndian.PutUint64(b[len(ticketTag):], uint64(time.Now().Unix()))
+				binary.BigEndian.PutUint64(b[len(ticketTag):], uint64(timeNow().Unix()))
 				ss.Extra = append(ss.Extra, b[:])
 			}
 			return c.EncryptTicket(cs, ss)
@@ -113,7 +113,7 @@ func (s *Server) Config(protos []string) *tls.Config {
 			if err != nil || ss == nil {
 				return nil, nil // a full handshake instead
 			}
-			if t, ok := createdAt(ss); !ok || time.Since(t) > life {
+			if t, ok := createdAt(ss); !ok || timeNow().Sub(t) > life {
 				return nil, nil
 			}
 			return ss, nil
@@ -121,6 +121,9 @@ func (s *Server) Config(protos []string) *tls.Config {
 	}
 	return c
 }
+
+// timeNow is time.Now; tests move it.
+var timeNow = time.Now
 
 // ticketTag marks the creation time gproxy keeps in a session's Extra.
 const ticketTag = "gproxy-created:"

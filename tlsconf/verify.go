@@ -120,14 +120,11 @@ func verifyReason(err error, certs []*x509.Certificate, now time.Time) string {
 // certificate.
 func unknownIssuer(certs []*x509.Certificate) string {
 	last := certs[len(certs)-1]
-	if string(last.RawIssuer) == string(last.RawSubject) && last.CheckSignatureFrom(last) == nil {
+	if string(last.RawIssuer) == string(last.RawSubject) && last.CheckSignature(last.SignatureAlgorithm, last.RawTBSCertificate, last.Signature) == nil {
 		if len(certs) == 1 {
 			return "self-signed certificate"
 		}
 		return "self-signed certificate in certificate chain"
-	}
-	if len(certs) == 1 {
-		return "unable to get local issuer certificate"
 	}
 	return "unable to get local issuer certificate"
 }
