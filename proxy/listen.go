@@ -516,6 +516,11 @@ func (s *Server) serveHTTP1(ln *listener, nc net.Conn) {
 		}
 		go ln.h1.Serve(ln.h1conn)
 	})
+	if ln.h1conn == nil {
+		// The listener stopped before its first HTTP/1 connection.
+		nc.Close()
+		return
+	}
 	select {
 	case ln.h1conn.ch <- nc:
 	case <-ln.h1conn.closed:

@@ -68,3 +68,30 @@ http {
 		t.Fatalf("after a failed reload: certificate %q, want second", got)
 	}
 }
+
+// TestHTTP2OnOverTLS: `http2 on;` (nginx 1.25.1+) on an ssl listener
+// offers h2 in ALPN; without it only http/1.1 is offered.
+func TestHTTP2OnOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	crt, key := tlstest.New(t, nil, tlstest.Options{}).Write(t, dir, "site")
+	on, off := freePort(t), freePort(t)
+	startProxy(t, fmt.Sprintf(`events {}
+http {
+    access_log off;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    server { listen 127.0.0.1:%d ssl; http2 on; location / { return 200; } }
+    server { listen 127.0.0.1:%d ssl; location / { return 200; } }
+}
+`, crt, key, on, off))
+	for port, want := range map[int]string{on: "h2", off: "http/1.1"} {
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ConnectionState().NegotiatedProtocol; got != want {
+			t.Errorf("port %d: ALPN %q, want %q", port, got, want)
+		}
+		c.Close()
+	}
+}
