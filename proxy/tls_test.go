@@ -95,3 +95,43 @@ http {
 		c.Close()
 	}
 }
+
+// TestCertificateByClientCapabilities: with an ECDSA and an RSA pair on
+// one server, a client that can only use RSA suites gets the RSA
+// certificate, one that prefers ECDSA gets the ECDSA one.
+func TestCertificateByClientCapabilities(t *testing.T) {
+	dir := t.TempDir()
+	eCrt, eKey := tlstest.New(t, nil, tlstest.Options{CN: "ecdsa"}).Write(t, dir, "e")
+	rCrt, rKey := tlstest.New(t, nil, tlstest.Options{CN: "rsa", RSA: true}).Write(t, dir, "r")
+	port := freePort(t)
+	startProxy(t, fmt.Sprintf(`events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:%d ssl http2;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        location / { return 200; }
+    }
+}
+`, port, eCrt, eKey, rCrt, rKey))
+	for _, c := range []struct {
+		suite uint16
+		want  string
+	}{
+		{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "rsa"},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "ecdsa"},
+	} {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true,
+			MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{c.suite}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; got != c.want {
+			t.Errorf("client with %s got the %s certificate, want %s", tls.CipherSuiteName(c.suite), got, c.want)
+		}
+		conn.Close()
+	}
+}

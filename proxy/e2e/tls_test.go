@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -321,5 +322,54 @@ server {
 			t.Errorf("SNI %s: ALPN %q, want h2", c.sni, cs.NegotiatedProtocol)
 		}
 		conn.Close()
+	}
+}
+
+// TestUpstreamClientCertificate: a backend that requires a client
+// certificate accepts gproxy's grpc_ssl_certificate, whose key is
+// encrypted and opened with grpc_ssl_password_file; grpc_ssl_server_name
+// sends grpc_ssl_name as SNI.
+func TestUpstreamClientCertificate(t *testing.T) {
+	p := newPKI(t)
+	encKey := filepath.Join(p.dir, "client-enc.key")
+	pwFile := filepath.Join(p.dir, "password")
+	if err := os.WriteFile(encKey, p.client.EncryptedKeyPEM(t, "s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pwFile, []byte("wrong\ns3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sni atomic.Value
+	creds := credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{p.server.TLS()},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    p.ca.Pool(),
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			sni.Store(h.ServerName)
+			return nil, nil
+		},
+	})
+	bs := startBackends(t, 1, grpc.Creds(creds))
+	addr := freeAddr(t)
+	startProxy(t, upstreamBlock("backends", bs)+fmt.Sprintf(`
+server {
+    listen %s http2;
+    location / {
+        grpc_pass grpcs://backends;
+        grpc_ssl_name localhost;
+        grpc_ssl_server_name on;
+        grpc_ssl_verify on;
+        grpc_ssl_trusted_certificate %s;
+        grpc_ssl_certificate %s;
+        grpc_ssl_certificate_key %s;
+        grpc_ssl_password_file %s;
+    }
+}
+`, addr, p.caPath, p.clientCrt, encKey, pwFile))
+	if _, err := client(t, addr).EmptyCall(testCtx(t, 10*time.Second), &testpb.Empty{}); err != nil {
+		t.Fatalf("call through an upstream requiring a client certificate: %v", err)
+	}
+	if got, _ := sni.Load().(string); got != "localhost" {
+		t.Errorf("SNI sent upstream %q, want localhost", got)
 	}
 }
