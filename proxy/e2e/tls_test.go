@@ -213,7 +213,7 @@ server {
 	}
 	lines := waitLogLines(t, logPath, 2)
 	want := []string{
-		"NONE||||TLSv1.3|localhost",
+		"NONE|-|-|-|TLSv1.3|localhost",
 		"SUCCESS|CN=client,O=gproxy\\x5C, tests,C=DE|CN=gproxy test CA|1234|TLSv1.3|localhost",
 	}
 	for i, w := range want {
