@@ -12,7 +12,7 @@ import (
 // upstream {} and what goes in it (nginx's upstream, round-robin,
 // least_conn, ip_hash, hash, random and keepalive modules).
 
-var upstreamCommands = append([]command{
+var upstreamCommands = []command{
 	{name: "upstream", ctx: cHTTP, args: take1, block: true, status: statusImplemented, set: setUpstream},
 	{name: "server", ctx: cUps, args: more1, status: statusImplemented, set: setUpstreamServer},
 	{name: "least_conn", ctx: cUps, args: noArgs, status: statusImplemented, set: setBalance},
@@ -27,10 +27,7 @@ var upstreamCommands = append([]command{
 		set: upsValue(parseMsec, func(u *config.Upstream, v time.Duration) { u.KeepaliveTimeout = v })},
 	{name: "keepalive_requests", ctx: cUps, args: take1, status: statusImplemented,
 		set: upsValue(parseCount, func(u *config.Upstream, v int) { u.KeepaliveRequests = v })},
-},
-	// zone shares upstream state between worker processes; gproxy is one
-	// process, so its state is shared already.
-	ignored(cUps, take12, unique(isZone), "zone")...)
+}
 
 // upsRef is one entry of nginx's list of upstreams: an upstream block, or
 // a host named by grpc_pass. Entries are matched by host name so that
@@ -319,6 +316,9 @@ func (l *loader) initUpstreams() error {
 	for _, r := range hs.ups {
 		if r.explicit {
 			for _, s := range r.u.Servers {
+				if s.Resolve && r.u.Zone == "" {
+					return l.errAt(s.Pos, "%s", zoneMsg("resolving names at run time", r.u))
+				}
 				if s.Resolve && r.u.Resolver == nil && httpRes == nil {
 					host, _, _ := net.SplitHostPort(s.Address)
 					return l.errAt(s.Pos, "no resolver defined to resolve %s", host)
@@ -348,5 +348,5 @@ func (l *loader) initUpstreams() error {
 			gp.Upstream = r.u
 		}
 	}
-	return nil
+	return l.checkHealthChecks()
 }
