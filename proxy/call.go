@@ -272,7 +272,7 @@ func (c *call) maxTries() int {
 	if c.group.Single() {
 		return 1
 	}
-	n := len(c.group.Peers)
+	n := c.group.Tries()
 	if t := c.loc.Config.Settings.GRPC.NextUpstreamTries; t > 0 && t < n {
 		n = t
 	}
