@@ -324,6 +324,13 @@ func (l *loader) initUpstreams() error {
 					return l.errAt(s.Pos, "no resolver defined to resolve %s", host)
 				}
 			}
+			// The http level's resolver serves an upstream without one.
+			if r.u.Resolver == nil {
+				r.u.Resolver = httpRes
+			}
+			if r.u.ResolverTimeout == 0 {
+				r.u.ResolverTimeout = hs.lvl.effective(defaultSettings()).ResolverTimeout
+			}
 		} else {
 			unix := strings.HasPrefix(r.name, "unix:")
 			if r.port == "" && !unix {

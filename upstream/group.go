@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gproxy/gproxy/parser/config"
 )
 
@@ -74,6 +76,8 @@ type Group struct {
 	opt   GroupOptions
 	// clock is time.Now; tests replace it.
 	clock func() time.Time
+
+	dyn dynamic // health checks and re-resolution (dynamic.go)
 }
 
 // Peer is one upstream server address.
@@ -181,6 +185,12 @@ type GroupOptions struct {
 	// connections read responses into (the largest of the locations using
 	// the group); 0 keeps the codec's default.
 	ReadBufferSize int
+	// HealthChecks are the health_check directives of the locations
+	// using the group (dynamic.go).
+	HealthChecks []HealthCheck
+	// Log is the error log of health checks and re-resolution; nil
+	// logs nothing.
+	Log *zap.Logger
 }
 
 // NewGroup builds a group: a peer per address of each server line (a name
@@ -201,8 +211,8 @@ func NewGroup(u *config.Upstream, set *Set, opt GroupOptions) (*Group, error) {
 	var peers []*Peer
 	for i := range u.Servers {
 		sv := &u.Servers[i]
-		if sv.Resolve || sv.Service != "" {
-			return nil, fmt.Errorf("server parameter \"resolve\" is not supported yet by gproxy in %s", pos(sv.Pos, u.Pos))
+		if sv.Resolve {
+			continue // its peers come from DNS once the group starts (dynamic.go)
 		}
 		addrs, network, err := resolve(sv.Address)
 		if err != nil {
@@ -225,7 +235,7 @@ func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
 	if w <= 0 {
 		w = 1
 	}
-	return &Peer{
+	p := &Peer{
 		Addr:        addr,
 		Network:     network,
 		Weight:      w,
@@ -238,6 +248,9 @@ func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
 		FailTimeout: sv.FailTimeout,
 		MaxConns:    int64(sv.MaxConns),
 	}
+	// A mandatory health check holds a new peer back until it passes.
+	p.unhealthy.Store(g.opt.mandatory())
+	return p
 }
 
 // Peers returns the group's peers now, in configuration order. The slice
