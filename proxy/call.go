@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -96,6 +97,9 @@ type call struct {
 	sentBuf        *[]byte          // sent's pool entry, if any
 
 	lg *callLog // access log state; nil when access_log is off
+
+	remote net.Addr // the client's address, for PickNext (ip_hash)
+	key    []byte   // the stream's `hash` key, for PickNext
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -300,7 +304,7 @@ func (c *call) retryLocked(ft string, cause error) bool {
 	}
 	now := time.Now()
 	tried := append(c.tried, c.peer)
-	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now}, tried)
+	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now, RemoteAddr: c.remote, Key: c.key}, tried)
 	if err != nil {
 		return false
 	}

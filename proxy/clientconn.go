@@ -28,6 +28,7 @@ type clientConn struct {
 	requests int
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
+	key      []byte // scratch for the `hash` key of a stream
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -91,6 +92,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	lr := rc.locs[loc.Config]
 	g := lr.group
 	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	if key := g.HashKey(); key != nil {
+		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
+		info.Key = c.key
+	}
 	peer, err := g.Pick(&info)
 	if err != nil {
 		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
@@ -111,6 +116,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		remote:      c.remote,
+	}
+	if info.Key != nil {
+		cl.key = append([]byte(nil), info.Key...) // for PickNext
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize

@@ -31,8 +31,13 @@ var ErrNoPeer = errors.New("no live upstreams")
 // that hash or count read it.
 type StreamInfo struct {
 	Method, Path, Authority string
-	RemoteAddr              net.Addr
+	RemoteAddr              net.Addr // the client's address (ip_hash)
 	Start                   time.Time
+	// Key is the value of the group's `hash` key for this stream, computed
+	// by the caller with the request's variables (Group.HashKey tells
+	// which); the picker only reads it. Empty: nginx falls back to round
+	// robin.
+	Key []byte
 }
 
 // Outcome is how a stream on a peer ended, reported once by Peer.Done.
@@ -251,6 +256,15 @@ func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
 	// A mandatory health check holds a new peer back until it passes.
 	p.unhealthy.Store(g.opt.mandatory())
 	return p
+}
+
+// HashKey returns the key template of a `hash` group, whose value the
+// caller puts in StreamInfo.Key for each stream; nil for other methods.
+func (g *Group) HashKey() *config.Template {
+	if g.Config.Balance.Method != "hash" {
+		return nil
+	}
+	return &g.Config.Balance.Key
 }
 
 // Peers returns the group's peers now, in configuration order. The slice

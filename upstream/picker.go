@@ -29,7 +29,20 @@ type pickerBuilder func(b *config.Balance, all []*Peer, up []bool) picker
 // builder of its pickers.
 var builders = map[string]pickerBuilder{
 	"round_robin": buildRoundRobin,
+	"least_conn":  buildLeastConn,
+	"ip_hash":     buildIPHash,
+	"hash":        buildHash,
+	"random":      buildRandom,
 }
+
+// maxRehash is how many times the hash and random methods look again
+// when their choice cannot take the stream, before they fall back to
+// round robin (nginx: 20).
+const maxRehash = 20
+
+// takes reports whether p may take a stream now: not tried already by
+// this stream and below max_conns (acquire checks again atomically).
+func takes(p *Peer, tried []*Peer) bool { return !p.full() && !slices.Contains(tried, p) }
 
 // snapshot is the balancing state of a group at one moment.
 type snapshot struct {

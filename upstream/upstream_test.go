@@ -325,3 +325,5 @@ func TestPoolDialTimeout(t *testing.T) {
 		t.Fatal("no timeout")
 	}
 }
+
+func newTestSet() *Set { return NewSet(nil, h2.DefaultLimits()) }
