@@ -157,11 +157,6 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 	if s.Service != "" && !s.Resolve {
 		return l.errf(n, `service upstream "%s" requires the "resolve" parameter`, n.Args[0])
 	}
-	if s.Resolve {
-		// Re-resolving while running is not built yet: refuse it here
-		// rather than resolve once and silently miss changes.
-		return l.errf(n, `the "resolve" parameter of the "server" directive is not supported by gproxy yet`)
-	}
 	addr := n.Args[0]
 	if strings.HasPrefix(addr, "unix:") {
 		if len(addr) == len("unix:") {
