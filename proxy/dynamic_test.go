@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
 	"github.com/gproxy/gproxy/proxy/nettest"
 	"github.com/gproxy/gproxy/upstream"
@@ -411,5 +413,103 @@ http {
 	}
 	if b1.calls.Load() != 10 || b2.calls.Load() != 10 {
 		t.Errorf("calls %d/%d, want 10/10", b1.calls.Load(), b2.calls.Load())
+	}
+}
+
+// sbackend is a TestService whose unary calls take delay and, while fail
+// is set, end in UNAVAILABLE.
+type sbackend struct {
+	addr  string
+	calls atomic.Int64
+	delay time.Duration
+	fail  atomic.Bool
+}
+
+func startSBackend(t *testing.T, delay time.Duration) *sbackend {
+	t.Helper()
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &sbackend{addr: ln.Addr().String(), delay: delay}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		b.calls.Add(1)
+		time.Sleep(b.delay)
+		if b.fail.Load() {
+			return nil, status.Error(codes.Unavailable, "draining")
+		}
+		return h(ctx, req)
+	}))
+	testgrpc.RegisterTestServiceServer(srv, interop.NewTestServer())
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return b
+}
+
+func upsConf(port int, directives string, servers ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "events {}\nhttp {\n  upstream u {\n    %s\n", directives)
+	for _, s := range servers {
+		fmt.Fprintf(&b, "    server %s;\n", s)
+	}
+	fmt.Fprintf(&b, "  }\n  server {\n    listen 127.0.0.1:%d http2;\n    location / { grpc_pass grpc://u; }\n  }\n}\n", port)
+	return b.String()
+}
+
+// TestLeastTimeFasterBackend: `least_time header` sends most calls to the
+// backend that answers faster.
+func TestLeastTimeFasterBackend(t *testing.T) {
+	for _, mode := range []string{"header", "last_byte inflight"} {
+		t.Run(mode, func(t *testing.T) {
+			slow, fast := startSBackend(t, 20*time.Millisecond), startSBackend(t, time.Millisecond)
+			port := freePort(t)
+			startProxy(t, upsConf(port, "least_time "+mode+";", slow.addr, fast.addr))
+			c := testgrpc.NewTestServiceClient(dial(t, fmt.Sprintf("127.0.0.1:%d", port)))
+			for range 200 {
+				if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if f, s := fast.calls.Load(), slow.calls.Load(); f < 180 {
+				t.Errorf("fast %d, slow %d: want at least 180 of 200 on the fast backend", f, s)
+			}
+		})
+	}
+}
+
+// TestOutlierEjectionByStatus: three consecutive UNAVAILABLE from a
+// backend eject it for base_ejection_time; it is readmitted afterwards.
+func TestOutlierEjectionByStatus(t *testing.T) {
+	bad, good := startSBackend(t, 0), startSBackend(t, 0)
+	port := freePort(t)
+	s := startProxy(t, upsConf(port, "gproxy_outlier_detection consecutive=3 base_ejection_time=1s max_ejection_percent=50;", bad.addr, good.addr))
+	g := group(t, s, "u")
+	c := testgrpc.NewTestServiceClient(dial(t, fmt.Sprintf("127.0.0.1:%d", port)))
+	call := func(n int) (fails int) {
+		for range n {
+			if _, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("call: %v", err)
+				}
+				fails++
+			}
+		}
+		return fails
+	}
+	bad.fail.Store(true)
+	if f := call(6); f != 3 {
+		t.Fatalf("%d calls failed before the ejection, want 3", f)
+	}
+	if !g.Peers()[0].Ejected() {
+		t.Fatal("not ejected after 3 UNAVAILABLE")
+	}
+	n := bad.calls.Load()
+	if f := call(20); f != 0 || bad.calls.Load() != n {
+		t.Fatalf("while ejected: %d failures, %d calls to the ejected backend", f, bad.calls.Load()-n)
+	}
+	bad.fail.Store(false)
+	time.Sleep(1100 * time.Millisecond)
+	if f := call(20); f != 0 || bad.calls.Load() != n+10 {
+		t.Fatalf("after base_ejection_time: %d failures, %d calls to the readmitted backend", f, bad.calls.Load()-n)
 	}
 }

@@ -49,6 +49,9 @@ type Outcome struct {
 	BytesReceived int64 // response bytes received from upstream
 	// Duration is the time since the peer was picked for this stream.
 	Duration time.Duration
+	// HeaderTime is the time from the pick to the response header; 0
+	// when none arrived (least_time header).
+	HeaderTime time.Duration
 	// Failed marks an unsuccessful attempt as nginx counts it for
 	// max_fails: an error or timeout while connecting, sending the request
 	// or reading the response header, an invalid response header, and a
@@ -122,6 +125,8 @@ type Peer struct {
 	removed atomic.Bool
 
 	health
+	lat     latency      // least_time (leasttime.go)
+	outlier outlierState // gproxy_outlier_detection (outlier.go)
 }
 
 // Active returns the number of streams in progress on the peer.
@@ -167,6 +172,12 @@ func (p *Peer) full() bool { return p.MaxConns > 0 && p.active.Load() >= p.MaxCo
 // health.go).
 func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
+	if u := p.Group.Config; u.Balance.Method == "least_time" {
+		p.observeLatency(&u.Balance, o)
+	}
+	if od := p.Group.Config.Outlier; od != nil {
+		p.observeOutlier(od, o)
+	}
 	if o.Failed {
 		p.failures.Add(1)
 		p.Group.failed(p)
