@@ -48,6 +48,8 @@ func TestDynamicErrors(t *testing.T) {
 		{"events{}\nhttp{resolver 127.0.0.1;\nupstream u {\nserver localhost:1 resolve;}}\n", `[emerg] resolving names at run time requires upstream "u" in F:3 to be in shared memory in F:4`},
 		{"events{}\nhttp{upstream u {zone u 64k;\nserver localhost:1 resolve;}}\n", `[emerg] no resolver defined to resolve localhost in F:3`},
 		{"events{}\nhttp{upstream u {zone u 64k;\nserver localhost:1 service=grpc;}}\n", `[emerg] service upstream "localhost:1" requires the "resolve" parameter in F:3`},
+		{"events{}\nhttp{upstream u {zone u 64k; resolver 127.0.0.1;\nserver localhost:50051 service=grpc resolve;}}\n", `[emerg] service upstream "localhost:50051" may not have port in F:3`},
+		{"events{}\nhttp{upstream u {zone u 64k; resolver 127.0.0.1;\nserver unix:/tmp/s resolve;}}\n", `[emerg] invalid parameter "resolve" in F:3`},
 		{"events{}\nhttp{upstream u {zone u 64k; resolver 127.0.0.1 valid=5x; server localhost:1 resolve;}}\n", `[emerg] invalid parameter: valid=5x in F:2`},
 		{"events{}\nhttp{upstream u {zone u 64k; resolver 127.0.0.1 ipv6=maybe; server localhost:1 resolve;}}\n", `[emerg] invalid parameter: ipv6=maybe in F:2`},
 		{"events{}\nhttp{upstream u {zone u 64k; resolver_timeout 5x; server localhost:1 resolve;}}\n", `[emerg] "resolver_timeout" directive invalid value in F:2`},

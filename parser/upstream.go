@@ -162,6 +162,10 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 		if len(addr) == len("unix:") {
 			return l.errf(n, `no path in the unix domain socket in upstream "%s"`, addr)
 		}
+		if s.Resolve {
+			// A socket path has no name to re-resolve.
+			return l.errf(n, `invalid parameter "resolve"`)
+		}
 		s.Address = addr
 		b.ups.Servers = append(b.ups.Servers, s)
 		return nil
@@ -169,6 +173,10 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 	host, port, msg := splitHostPort(addr, "80")
 	if msg != "" {
 		return l.errf(n, `%s in upstream "%s"`, msg, addr)
+	}
+	if hasPort := strings.Contains(strings.TrimPrefix(addr, addr[:strings.LastIndexByte(addr, ']')+1]), ":"); s.Service != "" && hasPort {
+		// nginx 1.27.3: the port comes from the SRV records.
+		return l.errf(n, `service upstream "%s" may not have port`, addr)
 	}
 	if s.Service != "" {
 		// With service= the port comes from DNS SRV records.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,8 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
+	"github.com/gproxy/gproxy/parser"
+	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/proxy/nettest"
 	"github.com/gproxy/gproxy/upstream"
 	"github.com/gproxy/gproxy/upstream/resolve/dnstest"
@@ -511,5 +515,52 @@ func TestOutlierEjectionByStatus(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if f := call(20); f != 0 || bad.calls.Load() != n+10 {
 		t.Fatalf("after base_ejection_time: %d failures, %d calls to the readmitted backend", f, bad.calls.Load()-n)
+	}
+}
+
+// TestHealthCheckReload: after a reload, `mandatory persistent` keeps a
+// server that passed its checks healthy at once, plain `mandatory` holds
+// it back until its first check, and the old configuration's checks stop.
+func TestHealthCheckReload(t *testing.T) {
+	b := startHBackend(t, "tcp", "127.0.0.1")
+	port := freePort(t)
+	conf := func(hc string) *config.Config {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "logs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := parser.LoadBytes(filepath.Join(dir, "nginx.conf"),
+			[]byte(hcConf(port, hc, b.addr)), parser.Options{Prefix: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	const persistent = "health_check interval=1s mandatory persistent type=grpc; access_log off;"
+	s := startProxy(t, hcConf(port, persistent, b.addr))
+	old := group(t, s, "u")
+	waitFor(t, 2*time.Second, "first check passes", func() bool { return len(healthyAddrs(old)) == 1 })
+
+	if err := s.Reload(conf(persistent)); err != nil {
+		t.Fatal(err)
+	}
+	if g := group(t, s, "u"); len(healthyAddrs(g)) != 1 {
+		t.Error("persistent: the healthy server is held back after the reload")
+	}
+	if err := s.Reload(conf("health_check interval=1s mandatory type=grpc; access_log off;")); err != nil {
+		t.Fatal(err)
+	}
+	g := group(t, s, "u")
+	if len(healthyAddrs(g)) != 0 {
+		t.Error("mandatory without persistent: healthy before its first check")
+	}
+	waitFor(t, 2*time.Second, "check after reload", func() bool { return len(healthyAddrs(g)) == 1 })
+
+	// The first group's checker is stopped: a NOT_SERVING server turns
+	// the running group unhealthy but leaves the old one as it was.
+	b.setStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	waitFor(t, 2*time.Second, "running group follows", func() bool { return len(healthyAddrs(g)) == 0 })
+	if len(healthyAddrs(old)) != 1 {
+		t.Error("the replaced configuration still runs health checks")
 	}
 }

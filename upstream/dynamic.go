@@ -117,6 +117,13 @@ func (g *Group) startHealthChecks() {
 		}
 		d.checkers = append(d.checkers, c)
 	}
+	if len(hcs) > 0 && !d.mandatory {
+		// Peers start healthy; a later mandatory persistent check
+		// may rely on that.
+		for _, p := range g.Peers() {
+			g.set.rememberHealthOnce(g.Name, p.Addr, p.Healthy())
+		}
+	}
 	if d.mandatory {
 		// Every peer starts "checking", except, with persistent, one
 		// that was healthy before the reload.
@@ -287,6 +294,19 @@ func (s *Set) rememberHealth(group, addr string, ok bool) {
 		m.ok = map[string]bool{}
 	}
 	m.ok[group+" "+addr] = ok
+}
+
+// rememberHealthOnce records ok for a peer with no record yet.
+func (s *Set) rememberHealthOnce(group, addr string, ok bool) {
+	m := &s.health
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ok == nil {
+		m.ok = map[string]bool{}
+	}
+	if _, seen := m.ok[group+" "+addr]; !seen {
+		m.ok[group+" "+addr] = ok
+	}
 }
 
 func (s *Set) healthyBefore(group, addr string) bool {
