@@ -11,6 +11,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -98,6 +99,8 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	peer, err := g.Pick(&info)
 	if err != nil {
+		c.srv.log.Error((&call{group: g, loc: loc, remote: c.remote, server: srv, method: r.Method, path: r.Path,
+			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
 		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
@@ -117,6 +120,12 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
 		remote:      c.remote,
+		log:         c.srv.log,
+		connID:      c.id,
+		server:      srv,
+		method:      r.Method,
+		path:        r.Path,
+		host:        r.Authority,
 	}
 	if info.Key != nil {
 		cl.key = append([]byte(nil), info.Key...) // for PickNext
