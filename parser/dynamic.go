@@ -184,13 +184,23 @@ func notPositive(v string) (int, bool) {
 // checkHealthChecks runs, once grpc_pass targets are known, Plus's rule
 // that a checked group lives in shared memory (has a zone), and that a
 // health_check stands beside a grpc_pass.
+// maxHealthChecks bounds the health checks of one group (the running
+// group keeps a bit per check).
+const maxHealthChecks = 64
+
 func (l *loader) checkHealthChecks() error {
+	perGroup := map[*config.Upstream]int{}
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, loc := range locs {
 			if len(loc.HealthChecks) > 0 {
 				hc := loc.HealthChecks[0]
+				if loc.GRPCPass != nil {
+					perGroup[loc.GRPCPass.Upstream] += len(loc.HealthChecks)
+				}
 				switch {
+				case loc.GRPCPass != nil && perGroup[loc.GRPCPass.Upstream] > maxHealthChecks:
+					return l.errAt(hc.Pos, `more than %d "health_check" directives for upstream "%s"`, maxHealthChecks, loc.GRPCPass.Upstream.Name)
 				case loc.GRPCPass == nil:
 					return l.errAt(hc.Pos, `"health_check" requires "grpc_pass" to an upstream in the same location`)
 				case loc.GRPCPass.Upstream.Zone == "":

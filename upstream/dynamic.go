@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -178,7 +179,7 @@ func (g *Group) verdict(p *Peer, bit uint64, healthy bool, cause error) {
 		d.failing[p] |= bit
 	}
 	ok := d.failing[p] == 0
-	if ok == p.Healthy() {
+	if ok == p.Healthy() && ok {
 		return
 	}
 	g.set.rememberHealth(g.Name, p.Addr, ok)
@@ -191,17 +192,19 @@ func (g *Group) verdict(p *Peer, bit uint64, healthy bool, cause error) {
 		g.mu.Unlock()
 	}
 	g.SetHealthy(p, ok)
-	// Plus's words: "peer is unhealthy while ..., health check "" of peer
-	// ADDR in upstream "NAME"".
+	// NGINX Plus's shape: the failed check's error, then the change.
+	where := `, health check "" of peer ` + p.Addr + ` in upstream "` + g.Name + `"`
 	if ok {
-		g.logger().Info(`peer is healthy, health check "" of peer ` + p.Addr + ` in upstream "` + g.Name + `"`)
-	} else {
-		why := "checking"
-		if cause != nil {
-			why = cause.Error()
-		}
-		g.logger().Warn(`peer is unhealthy while ` + why + `, health check "" of peer ` + p.Addr + ` in upstream "` + g.Name + `"`)
+		g.logger().Info("peer is healthy" + where)
+		return
 	}
+	action := "checking"
+	var ce *healthcheck.CheckError
+	if errors.As(cause, &ce) {
+		g.logger().Error(ce.Error() + where)
+		action = ce.Action
+	}
+	g.logger().Warn("peer is unhealthy while " + action + where)
 }
 
 // startResolve starts a Watch per server line marked resolve, and waits

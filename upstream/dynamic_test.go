@@ -5,7 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/nettest"
 )
 
 // TestLeastTimePrefersFaster: after a few measured streams, least_time
@@ -188,5 +192,54 @@ func TestOutlierEjection(t *testing.T) {
 	statuses(t, g4, clk4, 10, "a", grpcUnavailable)
 	if g4.Peers()[0].Ejected() {
 		t.Error("the only peer was ejected")
+	}
+}
+
+// TestHealthCheckLogAndDNSPeers: a dead server's failed check is logged in
+// NGINX Plus's shape; with a mandatory check, peers DNS adds start in the
+// "checking" state.
+func TestHealthCheckLogAndDNSPeers(t *testing.T) {
+	dead := nettest.Addr(t)
+	core, logs := observer.New(zap.InfoLevel)
+	u := &config.Upstream{Name: "u", Servers: []config.UpstreamServer{{Address: dead, Weight: 1, MaxFails: 1}},
+		Balance: config.Balance{Method: "round_robin"}}
+	hc := HealthCheck{HealthCheck: config.HealthCheck{Interval: time.Hour, Fails: 1, Passes: 1, GRPCStatus: -1, Mandatory: true},
+		ConnectTimeout: time.Second, ReadTimeout: time.Second}
+	g, err := NewGroup(u, newTestSet(), GroupOptions{HealthChecks: []HealthCheck{hc}, Log: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Peers()[0].Healthy() {
+		t.Fatal("mandatory: healthy before any check")
+	}
+	g.Start()
+	defer g.Stop()
+	deadline := time.Now().Add(2 * time.Second)
+	for logs.Len() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Level.String()+" "+e.Message)
+	}
+	where := `, health check "" of peer ` + dead + ` in upstream "u"`
+	want := []string{
+		"error connect() failed (111: Connection refused) while connecting to upstream" + where,
+		"warn peer is unhealthy while connecting to upstream" + where,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A peer DNS adds starts "checking" too: never picked before a pass.
+	sv := &u.Servers[0]
+	g.resolved(sv, []string{dead, "127.0.0.1:1"})
+	for _, p := range g.Peers() {
+		if p.Healthy() {
+			t.Errorf("%s healthy before any check", p.Addr)
+		}
+	}
+	if _, err := g.Pick(&StreamInfo{}); err != ErrNoPeer {
+		t.Errorf("Pick = %v, want no live upstreams", err)
 	}
 }

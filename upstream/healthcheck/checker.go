@@ -29,8 +29,8 @@ type Checker struct {
 	// interval, so servers that come and go (DNS) are followed.
 	Targets func() []Target
 	// Report is told each change of a target's health, with the failed
-	// check's error when it turns unhealthy. A target seen for the first
-	// time is reported only if its first result differs from Initial.
+	// check's error when it turns unhealthy, and the failure of a
+	// target's first check even when it was unhealthy already.
 	Report func(t Target, healthy bool, cause error)
 	// Initial is a new target's health before its first check; nil means
 	// healthy unless Config.Mandatory (then "checking": unhealthy until
@@ -178,7 +178,9 @@ func (c *Checker) check(ctx context.Context, t Target) {
 	}
 	now := st.healthy
 	c.mu.Unlock()
-	if now != was {
+	// A first check that fails is told too, though a "checking" target
+	// stays unhealthy: the owner logs why it does not come up.
+	if now != was || first && err != nil {
 		c.Report(t, now, err)
 	}
 }

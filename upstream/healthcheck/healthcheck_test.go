@@ -72,7 +72,7 @@ func TestProbeStatuses(t *testing.T) {
 	// grpc_service= names the service asked about.
 	p := probe(b.addr)
 	p.Service = "pkg.Svc"
-	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), "grpc-status 5") {
+	if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), "grpc-status 5 while checking gRPC health") {
 		t.Fatalf("unknown service: %v, want NOT_FOUND", err)
 	}
 	b.health.SetServingStatus("pkg.Svc", healthpb.HealthCheckResponse_SERVING)
@@ -93,7 +93,7 @@ func TestProbeStatuses(t *testing.T) {
 
 	// Nobody listening.
 	dead := nettest.Addr(t)
-	if err := probe(dead).Run(ctx); err == nil || !strings.Contains(err.Error(), "connection refused") {
+	if err := probe(dead).Run(ctx); err == nil || err.Error() != "connect() failed (111: Connection refused) while connecting to upstream" {
 		t.Fatalf("dead server: %v", err)
 	}
 }

@@ -17,11 +17,12 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -83,9 +84,9 @@ func (p *Probe) Run(ctx context.Context) error {
 	cancel()
 	if err != nil {
 		if timedOut {
-			return fmt.Errorf("connect to %s timed out", p.Addr)
+			return &CheckError{msgTimedOut, actConnecting, err}
 		}
-		return fmt.Errorf("connect to %s failed: %w", p.Addr, err)
+		return &CheckError{"connect() failed" + errnoText(err), actConnecting, err}
 	}
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, orDefault(p.ReadTimeout))
@@ -102,7 +103,7 @@ func (p *Probe) Run(ctx context.Context) error {
 	}
 	cc, err := tr.NewClientConn(nc)
 	if err != nil {
-		return fmt.Errorf("health check of %s: %w", p.Addr, err)
+		return &CheckError{"upstream prematurely closed connection", actReadingHeader, err}
 	}
 	defer cc.Close()
 	req, _ := http.NewRequestWithContext(rctx, http.MethodPost,
@@ -113,18 +114,21 @@ func (p *Probe) Run(ctx context.Context) error {
 	res, err := cc.RoundTrip(req)
 	if err != nil {
 		if rctx.Err() != nil {
-			return fmt.Errorf("health check of %s timed out", p.Addr)
+			return &CheckError{msgTimedOut, actReadingHeader, err}
 		}
-		return fmt.Errorf("health check of %s: %w", p.Addr, err)
+		return &CheckError{"upstream prematurely closed connection" + errnoText(err), actReadingHeader, err}
 	}
 	defer res.Body.Close()
 	// One HealthCheckResponse is a few bytes; more is not a health server.
 	body, err := io.ReadAll(io.LimitReader(res.Body, 4096))
 	if err != nil {
-		return fmt.Errorf("health check of %s: %w", p.Addr, err)
+		if rctx.Err() != nil {
+			return &CheckError{msgTimedOut, actReading, err}
+		}
+		return &CheckError{"upstream prematurely closed stream", actReading, err}
 	}
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("health check of %s: HTTP status %d", p.Addr, res.StatusCode)
+		return &CheckError{"upstream answered HTTP status " + strconv.Itoa(res.StatusCode), actChecking, nil}
 	}
 	code := res.Trailer.Get("grpc-status")
 	if code == "" {
@@ -132,22 +136,57 @@ func (p *Probe) Run(ctx context.Context) error {
 	}
 	st, err := strconv.Atoi(code)
 	if err != nil {
-		return fmt.Errorf("health check of %s: no grpc-status", p.Addr)
+		return &CheckError{"upstream sent no grpc-status", actChecking, nil}
 	}
 	if st != 0 {
 		if st == p.OKStatus {
 			return nil
 		}
-		return fmt.Errorf("health check of %s: grpc-status %d", p.Addr, st)
+		return &CheckError{"upstream answered grpc-status " + strconv.Itoa(st), actChecking, nil}
 	}
 	s, err := response(body)
 	if err != nil {
-		return fmt.Errorf("health check of %s: %w", p.Addr, err)
+		return &CheckError{"upstream sent " + err.Error(), actChecking, err}
 	}
 	if s != Serving {
-		return fmt.Errorf("health check of %s: %s", p.Addr, s)
+		return &CheckError{"upstream answered " + s.String(), actChecking, nil}
 	}
 	return nil
+}
+
+// CheckError is why a check failed, in the shape of nginx's error log:
+// Msg "while" Action ("connect() failed (111: Connection refused) while
+// connecting to upstream").
+type CheckError struct {
+	Msg, Action string
+	Err         error // the underlying error, if any
+}
+
+func (e *CheckError) Error() string { return e.Msg + " while " + e.Action }
+
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// nginx's log actions and messages, and the check's own.
+const (
+	actConnecting    = "connecting to upstream"
+	actReadingHeader = "reading response header from upstream"
+	actReading       = "reading upstream"
+	actChecking      = "checking gRPC health"
+	msgTimedOut      = "upstream timed out (110: Connection timed out)"
+)
+
+// errnoText is nginx's " (ERRNO: strerror)" for a system error, "" for
+// others.
+func errnoText(err error) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return ""
+	}
+	t := errno.Error()
+	if t != "" {
+		t = strings.ToUpper(t[:1]) + t[1:]
+	}
+	return " (" + strconv.Itoa(int(errno)) + ": " + t + ")"
 }
 
 func orDefault(d time.Duration) time.Duration {
