@@ -90,7 +90,7 @@ func (c *call) retryLocked(ft string, unprocessed bool, cause error) bool {
 	}
 	now := time.Now()
 	tried := append(c.tried, c.peer)
-	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now, RemoteAddr: c.remote, Key: c.key}, tried)
+	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now, RemoteAddr: c.remote(), Key: c.key}, tried)
 	if err != nil {
 		c.logError(msgNoLive, actConnecting, "")
 		return false
