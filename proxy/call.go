@@ -283,7 +283,7 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if len(st) == 3 && st[0] == '1' && !end {
 			return // 1xx: informational, not forwarded
 		}
-		if ft, failed, unprocessed := c.responseFailure(st, end, headerValue(f.Fields, "grpc-status")); ft != "" {
+		if ft, failed, unprocessed := c.responseFailure(st, end, f.Fields); ft != "" {
 			c.peerFailed = failed
 			if c.lg != nil {
 				c.lg.upStatus = parseHTTPStatus(st)
