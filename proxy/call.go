@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
-	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -87,13 +85,12 @@ type call struct {
 
 	lg *callLog // access log state; nil when access_log is off
 
-	remote net.Addr // the client's address, for PickNext (ip_hash)
-	key    []byte   // the stream's `hash` key, for PickNext
+	key []byte // the stream's `hash` key, for PickNext
 
-	// For error log lines (errlog.go): the proxy's logger, the client
-	// connection's number, the virtual server and the request.
-	log                *zap.Logger
-	connID             uint64
+	// The client connection (its address for PickNext and the error log,
+	// the proxy's logger and the connection's number for the error log),
+	// and the virtual server and request for error log lines (errlog.go).
+	conn               *clientConn
 	server             *config.Server
 	method, path, host string
 }
@@ -287,7 +284,7 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if len(st) == 3 && st[0] == '1' && !end {
 			return // 1xx: informational, not forwarded
 		}
-		if ft, failed, unprocessed := c.responseFailure(st, end, headerValue(f.Fields, "grpc-status")); ft != "" {
+		if ft, failed, unprocessed := c.responseFailure(st, end, f.Fields); ft != "" {
 			c.peerFailed = failed
 			if c.lg != nil {
 				c.lg.upStatus = parseHTTPStatus(st)

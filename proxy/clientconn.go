@@ -30,6 +30,7 @@ type clientConn struct {
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
 	key      []byte // scratch for the `hash` key of a stream
+	info     upstream.StreamInfo
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -92,14 +93,17 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	lr := rc.locs[loc.Config]
 	g := lr.group
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	// info is the connection's scratch: through the picker interface a
+	// local one would escape, an allocation per stream.
+	info := &c.info
+	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
 	if key := g.HashKey(); key != nil {
 		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
 		info.Key = c.key
 	}
-	peer, err := g.Pick(&info)
+	peer, err := g.Pick(info)
 	if err != nil {
-		c.srv.log.Error((&call{group: g, loc: loc, remote: c.remote, server: srv, method: r.Method, path: r.Path,
+		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
 			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
 		s.WriteHeaders(fields, true)
@@ -119,15 +123,14 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
-		remote:      c.remote,
-		log:         c.srv.log,
-		connID:      c.id,
+		conn:        c,
 		server:      srv,
 		method:      r.Method,
 		path:        r.Path,
 		host:        r.Authority,
 	}
 	if info.Key != nil {
+		// Kept for PickNext; the scratch serves the next stream.
 		cl.key = append([]byte(nil), info.Key...) // for PickNext
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
