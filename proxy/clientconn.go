@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
@@ -89,10 +90,22 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		return nil
 	}
 	lr := rc.locs[loc.Config]
+	var ar access.Result
+	if lr.access != nil {
+		if ar = lr.access.Run(r); ar.Status != 0 {
+			ar.Held.Release()
+			fields, body := refuseStream(s, r, &ar, f.StreamEnded())
+			if lr.log != nil {
+				c.logRefused(lr.log, f, &ar, fields, body)
+			}
+			return nil
+		}
+	}
 	g := lr.group
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
 	peer, err := g.Pick(&info)
 	if err != nil {
+		ar.Held.Release()
 		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
 		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
@@ -111,6 +124,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		held:        ar.Held,
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize
@@ -128,6 +142,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		cl.lg.r.RequestLength = fieldsSize(f.Fields)
 	}
 	s.SetHandler(cl)
+	if ar.Delay > 0 {
+		cl.beginAfter(st.GRPC.ConnectTimeout, ar.Delay)
+		return cl
+	}
 	cl.begin(st.GRPC.ConnectTimeout)
 	return cl
 }
@@ -157,6 +175,25 @@ func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, 
 	r.BodyBytesSent = int64(body)
 	r.BytesSent = fieldsSize(fields) + int64(body)
 	r.RequestLength = fieldsSize(f.Fields)
+	lg.Log(r)
+}
+
+// logRefused writes the access log line of a stream the access phase
+// refused: $status is the HTTP status nginx would log (403, 401, 503...),
+// and for a gRPC call $grpc_status the status sent.
+func (c *clientConn) logRefused(lg *accesslog.Logger, f *http2.MetaHeadersFrame, ar *access.Result,
+	fields []hpack.HeaderField, body int) {
+	r := &c.req
+	r.End = time.Now()
+	r.Status = ar.Status
+	r.ResponseHeaders = fields
+	r.BodyBytesSent = int64(body)
+	r.BytesSent = fieldsSize(fields) + int64(body)
+	r.RequestLength = fieldsSize(f.Fields)
+	if g := headerValue(fields, "grpc-status"); g != "" {
+		r.GRPCStatus = g
+		r.GRPCMessage = headerValue(fields, "grpc-message")
+	}
 	lg.Log(r)
 }
 

@@ -96,6 +96,11 @@ type HTTP struct {
 	// UpstreamByName indexes Upstreams; implicit upstreams created for
 	// `grpc_pass host:port` are not listed here.
 	UpstreamByName map[string]*Upstream
+
+	// LimitReqZones and LimitConnZones are the limit_req_zone and
+	// limit_conn_zone blocks, in order of definition.
+	LimitReqZones  []*LimitReqZone
+	LimitConnZones []*LimitConnZone
 }
 
 // LogFormat is a named log_format.
@@ -308,6 +313,9 @@ type Location struct {
 	// GRPCPass is nil when this location does not proxy.
 	GRPCPass *GRPCPass
 
+	// LimitExcept is the location's limit_except block; nil if none.
+	LimitExcept *LimitExcept
+
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
 	Settings Settings
@@ -376,6 +384,9 @@ type Settings struct {
 
 	GRPC GRPCSettings
 	SSL  SSLSettings
+
+	Access AccessSettings // allow, deny, satisfy, auth_basic, realip
+	Limits LimitSettings  // limit_req, limit_conn
 }
 
 // Buffers is a "number size" pair such as `large_client_header_buffers 4 8k`.
