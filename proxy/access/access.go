@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -201,20 +202,21 @@ func (p *Phase) Run(r *route.Request) Result {
 	return res
 }
 
-// keys expands each limit's zone key for r into buf.
-func (p *Phase) keys(r *route.Request, tpls func(i int) config.Template, n int, buf []byte, out [][]byte) [][]byte {
-	for i := 0; i < n; i++ {
-		start := len(buf)
-		buf = p.tbl.AppendExpand(buf, tpls(i), r)
-		out = append(out, buf[start:len(buf):len(buf)])
-	}
-	return out
-}
+// keyBufs hold the zone keys of one request while its limits decide
+// (route's AppendExpand would move a stack buffer to the heap).
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 func (p *Phase) limitReq(r *route.Request, res *Result) bool {
 	var kb [4][]byte
-	var buf [128]byte
-	keys := p.keys(r, func(i int) config.Template { return p.req[i].Zone.Key }, len(p.req), buf[:0], kb[:0])
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	keys, b := kb[:0], (*bp)[:0]
+	for i := range p.req {
+		start := len(b)
+		b = p.tbl.AppendExpand(b, p.req[i].Zone.Key, r)
+		keys = append(keys, b[start:len(b):len(b)])
+	}
+	*bp = b
 	lr := limit.CheckReq(p.req, keys, p.reqDryRun)
 	r.LimitReqStatus = lr.Status.String()
 	switch lr.Status {
@@ -246,8 +248,15 @@ func (p *Phase) limitReq(r *route.Request, res *Result) bool {
 
 func (p *Phase) limitConn(r *route.Request, res *Result) bool {
 	var kb [4][]byte
-	var buf [128]byte
-	keys := p.keys(r, func(i int) config.Template { return p.conn[i].Zone.Key }, len(p.conn), buf[:0], kb[:0])
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	keys, b := kb[:0], (*bp)[:0]
+	for i := range p.conn {
+		start := len(b)
+		b = p.tbl.AppendExpand(b, p.conn[i].Zone.Key, r)
+		keys = append(keys, b[start:len(b):len(b)])
+	}
+	*bp = b
 	lc := limit.CheckConn(p.conn, keys, p.connDryRun, &res.Held)
 	r.LimitConnStatus = lc.Status.String()
 	switch lc.Status {

@@ -107,6 +107,11 @@ const (
 // key skips its limit. dryRun is limit_req_dry_run: nothing is refused or
 // delayed, but the states are accounted as nginx accounts them.
 func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
+	return checkReqAt(limits, keys, dryRun, nowMS())
+}
+
+// checkReqAt is CheckReq at time now (ms).
+func checkReqAt(limits []Req, keys [][]byte, dryRun bool, now int64) ReqResult {
 	var (
 		excess int64
 		rc     = rcDeclined
@@ -115,7 +120,6 @@ func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
 		nodes  [4]*reqNode
 		held   = nodes[:0]
 	)
-	now := nowMS()
 	for n = 0; n < len(limits); n++ {
 		lim = &limits[n]
 		key := keys[n]
