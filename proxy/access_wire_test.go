@@ -381,3 +381,69 @@ http {
 	}
 	st2.CloseSend()
 }
+
+// TestLimitReqHTTP1AgainstNginx sends the same sequence of HTTP/1.1
+// requests to nginx and gproxy behind limit_req (rate=1r/m, so nothing
+// drains during the test) and compares which are refused and with which
+// status and page.
+func TestLimitReqHTTP1AgainstNginx(t *testing.T) {
+	body := `access_log off;
+    limit_req_zone $binary_remote_addr zone=a:64k rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=b:64k rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=c:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=conn:64k;
+    server {
+        listen %s;
+        location /nodelay { limit_req zone=a burst=2 nodelay; grpc_pass grpc://127.0.0.1:9; }
+        location /status { limit_req zone=b; limit_req_status 429; grpc_pass grpc://127.0.0.1:9; }
+        location /dry { limit_req zone=c; limit_req_dry_run on; limit_conn conn 1; grpc_pass grpc://127.0.0.1:9; }
+    }
+`
+	_, naddr := nginxtest.Start(t, fmt.Sprintf(body, "{ADDR}"))
+	port := freePort(t)
+	startProxy(t, fmt.Sprintf("events {}\nhttp {\n"+body+"}\n", fmt.Sprintf("127.0.0.1:%d", port)))
+	gaddr := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, path := range []string{"/nodelay", "/status", "/dry"} {
+		for i := 0; i < 5; i++ {
+			nc, _, nb := h1Get(t, "GET", "http://"+naddr+path, nil)
+			gc, _, gb := h1Get(t, "GET", "http://"+gaddr+path, nil)
+			if refusedCode(nc) != refusedCode(gc) {
+				t.Errorf("%s #%d: nginx %d, gproxy %d", path, i+1, nc, gc)
+				continue
+			}
+			if refusedCode(nc) != 0 && strings.ReplaceAll(nb, "nginx/1.22.1", "gproxy") != gb {
+				t.Errorf("%s #%d: body\nnginx:  %q\ngproxy: %q", path, i+1, nb, gb)
+			}
+		}
+	}
+}
+
+// TestAccessVariablesLogged: $limit_req_status, $limit_conn_status,
+// $remote_addr after realip and $realip_remote_addr in the access log.
+func TestAccessVariablesLogged(t *testing.T) {
+	be := startBackend(t)
+	ls := startLogSite(t, `events {}
+http {
+    log_format lim '$limit_req_status $limit_conn_status $remote_addr $realip_remote_addr $grpc_status $status';
+    access_log logs/lim.log lim;
+    limit_req_zone $binary_remote_addr zone=r:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=c:64k;
+    set_real_ip_from 127.0.0.1;
+    server {
+        listen 127.0.0.1:%d http2;
+        location / { limit_req zone=r burst=1 nodelay; limit_conn c 10; grpc_pass grpc://`+be.addr+`; }
+    }
+}
+`)
+	cl := testgrpc.NewTestServiceClient(dial(t, ls.addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-real-ip", "192.0.2.7")
+	for i := 0; i < 3; i++ {
+		cl.EmptyCall(ctx, &testpb.Empty{})
+	}
+	matchLines(t, waitLines(t, ls.log("lim.log"), 3),
+		`^PASSED PASSED 192\.0\.2\.7 127\.0\.0\.1 0 200$`,
+		`^PASSED PASSED 192\.0\.2\.7 127\.0\.0\.1 0 200$`,
+		`^REJECTED - 192\.0\.2\.7 127\.0\.0\.1 8 503$`)
+}
