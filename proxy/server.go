@@ -86,7 +86,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		conns:    make(map[*clientConn]struct{}),
 		maxConns: int64(cfg.WorkerConnections),
 	}
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +102,9 @@ func upstreamLimits() h2.Limits {
 }
 
 // build makes the running configuration of cfg. Its access log Set is
-// open on success; on error nothing stays open.
-func (s *Server) build(cfg *config.Config) (*running, error) {
+// open on success; on error nothing stays open. With check, no access log
+// is opened (rc.logs stays nil): the configuration is only judged.
+func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	rc := &running{
 		cfg:       cfg,
 		groups:    make(map[*config.Upstream]*upstream.Group),
@@ -122,11 +123,15 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 		}
 		rc.listeners[l.Network+" "+l.Address] = l
 	}
-	if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
-		return nil, err
+	if !check {
+		if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.buildGroups(rc); err != nil {
-		rc.logs.Close()
+		if rc.logs != nil {
+			rc.logs.Close()
+		}
 		return nil, err
 	}
 	return rc, nil
@@ -267,7 +272,7 @@ func (s *Server) Addrs() []net.Addr {
 // kept. On error the old configuration stays. Changing the set of
 // listeners is not supported yet and is an error.
 func (s *Server) Reload(cfg *config.Config) error {
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -393,4 +398,16 @@ func (s *Server) untrack(c *clientConn) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// Check builds the running configuration of cfg as New does, then
+// releases it, opening no listener, log file or backend connection:
+// `gproxy -t` calls it so that every configuration gproxy would refuse to
+// start with fails the test too, with the same message (one predicate,
+// not a copy of it).
+func Check(cfg *config.Config) error {
+	s := &Server{log: zap.NewNop(), pools: upstream.NewSet(nil, upstreamLimits()), conns: map[*clientConn]struct{}{}}
+	defer s.pools.Close()
+	_, err := s.build(cfg, true)
+	return err
 }
