@@ -48,6 +48,7 @@ func defaultSettings() config.Settings {
 		HTTP2MaxConcurrentStreams: 128,
 		HTTP2ChunkSize:            8 << 10,
 		ResolverTimeout:           30 * time.Second,
+		DefaultType:               "text/plain",
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
 			ReadTimeout:    60 * time.Second,
@@ -252,6 +253,12 @@ func (l *loader) mergeLocations(locs []*config.Location, parent config.Settings)
 	for _, loc := range locs {
 		ls := l.locStates[loc]
 		loc.Settings = ls.lvl.effective(parent)
+		for _, il := range l.ifLevels[loc] {
+			if len(il.lvl.ops) > 0 {
+				st := il.lvl.effective(loc.Settings)
+				il.ifb.Settings = &st
+			}
+		}
 		if err := l.mergeLocations(loc.Locations, loc.Settings); err != nil {
 			return err
 		}

@@ -64,9 +64,14 @@ func setIf(l *loader, b *block, n *lex.Node) error {
 		kind = cLIF
 	}
 	// nginx gives the body of if a location configuration of its own, so
-	// a setting there is not a duplicate of the same setting outside;
-	// nothing gproxy accepts inside if changes settings.
-	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: newLevel(), steps: &ifb.Body})
+	// a setting there is not a duplicate of the same setting outside; its
+	// settings (add_header, error_page, ...) apply when the condition
+	// holds: mergeLocations computes them over the location's.
+	lvl := newLevel()
+	if kind == cLIF {
+		l.ifLevels[b.loc.l] = append(l.ifLevels[b.loc.l], ifLevel{ifb, lvl})
+	}
+	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: lvl, steps: &ifb.Body})
 }
 
 // parseCond reads `( $var )`, `( $var OP value )` with the parentheses
@@ -140,4 +145,10 @@ func (l *loader) parseCond(n *lex.Node) (config.IfCond, error) {
 		c.Regex = re
 	}
 	return c, nil
+}
+
+// ifLevel is an if block inside a location and what it sets.
+type ifLevel struct {
+	ifb *config.If
+	lvl *level
 }

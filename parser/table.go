@@ -104,7 +104,7 @@ var table map[string][]command
 // commandLists are the per-module tables, in nginx's module order.
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
-	grpcCommands, sslCommands, rewriteCommands, mapCommands, ignoredCommands,
+	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, ignoredCommands,
 	unsupportedCommands,
 }
 

@@ -308,6 +308,11 @@ type Location struct {
 	// GRPCPass is nil when this location does not proxy.
 	GRPCPass *GRPCPass
 
+	// Internal is the `internal` directive: only error_page (and other
+	// internal redirects) reach this location; a client request for it
+	// gets 404.
+	Internal bool
+
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
 	Settings Settings
@@ -336,11 +341,16 @@ type Return struct {
 	Pos  Pos
 }
 
-// If is `if (condition) { ... }`. gproxy runs only rewrite steps inside it.
+// If is `if (condition) { ... }`.
 type If struct {
 	Cond IfCond
 	Body []RewriteStep
-	Pos  Pos
+	// Settings are the location's settings with those set inside the if
+	// block applied (add_header, add_trailer, error_page, ...), as nginx
+	// gives the body a location configuration of its own; nil when the
+	// block sets nothing, or for if at server level.
+	Settings *Settings
+	Pos      Pos
 }
 
 // IfCond is the parsed condition of an if block.
@@ -376,6 +386,41 @@ type Settings struct {
 
 	GRPC GRPCSettings
 	SSL  SSLSettings
+
+	// AddHeaders and AddTrailers are add_header and add_trailer, in
+	// order; a level that has none inherits its parent's list as a whole.
+	AddHeaders  []AddHeader
+	AddTrailers []AddHeader
+	// ErrorPages are the error_page directives, inherited as a whole
+	// like AddHeaders.
+	ErrorPages          []ErrorPage
+	RecursiveErrorPages bool
+	// DefaultType is default_type: the content type of responses gproxy
+	// makes (return, error pages); "text/plain" unless set.
+	DefaultType string
+}
+
+// AddHeader is one add_header or add_trailer: Name as written, Value a
+// template (an empty value adds nothing). Without Always, the field is
+// added only to responses with status 200, 201, 204, 206, 301, 302, 303,
+// 304, 307 or 308, as nginx does.
+type AddHeader struct {
+	Name   string
+	Value  Template
+	Always bool
+}
+
+// ErrorPage is one `error_page CODE ... [=[RESPONSE]] URI|@name`.
+type ErrorPage struct {
+	Codes []int
+	// Overwrite is the status sent: -1 keeps the error's code (no "="),
+	// 0 takes the status the page answers with ("=" alone), else the
+	// code after "=".
+	Overwrite int
+	// URI is the page: a path ("/50x.html"), a named location ("@name")
+	// or a URL (http://..., https://..., $scheme...) to redirect to.
+	URI Template
+	Pos Pos
 }
 
 // Buffers is a "number size" pair such as `large_client_header_buffers 4 8k`.
