@@ -30,6 +30,20 @@ type Request struct {
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
 
+	// IfSettings are the settings of the last location-level if block
+	// whose condition held and that sets any (add_header, error_page,
+	// ...): nginx then uses the if block's configuration for the
+	// request. nil otherwise.
+	IfSettings *config.Settings
+
+	// UpstreamHeaders and UpstreamTrailers are the response header and
+	// trailer fields the upstream sent ($upstream_http_NAME,
+	// $upstream_trailer_NAME); ResponseTrailers are the trailers sent to
+	// the client ($sent_trailer_NAME).
+	UpstreamHeaders  []hpack.HeaderField
+	UpstreamTrailers []hpack.HeaderField
+	ResponseTrailers []hpack.HeaderField
+
 	Proto        string // "HTTP/2.0" or "HTTP/1.1"
 	ConnID       uint64 // $connection
 	ConnRequests int    // $connection_requests

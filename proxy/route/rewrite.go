@@ -35,6 +35,9 @@ func (t *Table) Rewrite(steps []config.RewriteStep, r *Request) *Action {
 			return t.returnAction(st.Return, r)
 		case st.If != nil:
 			if t.cond(&st.If.Cond, r) {
+				if st.If.Settings != nil {
+					r.IfSettings = st.If.Settings
+				}
 				if a := t.Rewrite(st.If.Body, r); a != nil {
 					return a
 				}

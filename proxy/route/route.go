@@ -38,8 +38,9 @@ type Table struct {
 
 // serverRoutes is the precomputed location search of one server.
 type serverRoutes struct {
-	root level
-	name string // $server_name
+	root  level
+	name  string               // $server_name
+	named map[string]*Location // location @name, by "@name"
 }
 
 // Listener is one listening socket gproxy must open: all listen directives
@@ -135,7 +136,16 @@ func New(h *config.HTTP) (*Table, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.servers[s] = &serverRoutes{root: lv, name: t.primaryName(s)}
+		sr := &serverRoutes{root: lv, name: t.primaryName(s), named: map[string]*Location{}}
+		for _, c := range s.Locations {
+			if c.Kind == config.LocNamed {
+				sr.named[c.Path] = newLocation(c)
+			}
+		}
+		t.servers[s] = sr
+	}
+	if err := t.checkAllErrorPages(h); err != nil {
+		return nil, err
 	}
 	if err := t.checkTemplates(h); err != nil {
 		return nil, err
@@ -414,7 +424,7 @@ func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Locatio
 	if sr != nil {
 		loc = sr.root.find(uri, t, r)
 	}
-	if loc == nil {
+	if loc == nil || loc.Config.Internal {
 		return srv, nil, &Action{Code: 404}
 	}
 	if a := t.Rewrite(loc.Config.Rewrite, r); a != nil {
@@ -447,4 +457,29 @@ func newLocation(c *config.Location) *Location {
 
 func posString(p config.Pos) string {
 	return p.File + ":" + strconv.Itoa(p.Line)
+}
+
+// checkAllErrorPages runs checkErrorPages on every level of every server.
+func (t *Table) checkAllErrorPages(h *config.HTTP) error {
+	var walk func(s *config.Server, locs []*config.Location) error
+	walk = func(s *config.Server, locs []*config.Location) error {
+		for _, l := range locs {
+			if err := t.checkErrorPages(s, &l.Settings); err != nil {
+				return err
+			}
+			if err := walk(s, l.Locations); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, s := range h.Servers {
+		if err := t.checkErrorPages(s, &s.Settings); err != nil {
+			return err
+		}
+		if err := walk(s, s.Locations); err != nil {
+			return err
+		}
+	}
+	return nil
 }
