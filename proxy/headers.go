@@ -112,3 +112,14 @@ func fieldsSize(fields []hpack.HeaderField) int64 {
 	}
 	return int64(n)
 }
+
+// upstreamAuthority is the :authority sent upstream for a grpc_pass
+// target: its name, except that a Unix socket (grpc://unix:/path) gets
+// "localhost", as nginx sends: HTTP/2 servers built on nghttp2 or Node
+// reject a socket path there.
+func upstreamAuthority(name string) string {
+	if strings.HasPrefix(name, "unix:") {
+		return "localhost"
+	}
+	return name
+}
