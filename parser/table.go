@@ -93,6 +93,7 @@ type block struct {
 	ups   *config.Upstream
 	lvl   *level                // settings of this http/server/location level
 	steps *[]config.RewriteStep // where return and if go
+	ifb   *config.If            // the if block being read, inside if
 	m     *mapState
 }
 

@@ -92,6 +92,23 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	lr := rc.locs[loc.Config]
 	g := lr.group
+	if gp := r.IfPass; gp != nil || g == nil {
+		if gp == nil {
+			gp = loc.Config.GRPCPass
+		}
+		var target string
+		var err error
+		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
+			msg := "grpc_pass " + strconv.Quote(target) + ": " + err.Error()
+			fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lr.log != nil {
+				c.logNoPeer(lr.log, f, target, fields)
+			}
+			return nil
+		}
+	}
 	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
 	peer, err := g.Pick(&info)
 	if err != nil {

@@ -43,6 +43,9 @@ func upstreamRequest(dst []hpack.HeaderField, fields []hpack.HeaderField, scheme
 			authority = tbl.Expand(h.Value, r)
 		}
 	}
+	if p, ok := r.UpstreamPath(); ok {
+		path = p // rewrite or set $args changed it
+	}
 	dst = append(dst,
 		hpack.HeaderField{Name: ":method", Value: method},
 		hpack.HeaderField{Name: ":scheme", Value: scheme},

@@ -57,6 +57,9 @@ type running struct {
 	// (server `return`, no location matched).
 	locs    map[*config.Location]locRun
 	servers map[*config.Server]*accesslog.Logger
+
+	pools *upstream.Set // for groups made at run time (dynpass.go)
+	dyn   dynamicGroups
 }
 
 // locRun is the running state of one location.
@@ -111,6 +114,7 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 		listeners: make(map[string]*route.Listener),
 		locs:      make(map[*config.Location]locRun),
 		servers:   make(map[*config.Server]*accesslog.Logger),
+		pools:     s.pools,
 	}
 	tbl, err := route.New(cfg.HTTP)
 	if err != nil {
@@ -159,7 +163,7 @@ func (s *Server) buildGroups(rc *running) error {
 	walk = func(locs []*config.Location) {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
-			if l.GRPCPass != nil {
+			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
 				lr.group = rc.groups[l.GRPCPass.Upstream]
 			}
 			rc.locs[l] = lr
@@ -184,9 +188,12 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
-			if gp := l.GRPCPass; gp != nil {
+			for _, gp := range locationPasses(l) {
 				if gp.Scheme == "grpcs" {
 					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+				}
+				if gp.Upstream == nil {
+					continue // resolved per call (dynpass.go)
 				}
 				o := opts[gp.Upstream]
 				if o == nil {
@@ -410,4 +417,19 @@ func Check(cfg *config.Config) error {
 	defer s.pools.Close()
 	_, err := s.build(cfg, true)
 	return err
+}
+
+// locationPasses lists the grpc_pass targets of a location: its own and
+// those inside its if blocks.
+func locationPasses(l *config.Location) []*config.GRPCPass {
+	var out []*config.GRPCPass
+	if l.GRPCPass != nil {
+		out = append(out, l.GRPCPass)
+	}
+	for _, st := range l.Rewrite {
+		if st.If != nil && st.If.GRPCPass != nil {
+			out = append(out, st.If.GRPCPass)
+		}
+	}
+	return out
 }

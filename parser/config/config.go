@@ -323,15 +323,41 @@ type Location struct {
 // GRPCPass is a grpc_pass target.
 type GRPCPass struct {
 	Scheme   string    // "grpc" or "grpcs"
-	Upstream *Upstream // the named upstream or an implicit one for host:port
-	Pos      Pos
+	Upstream *Upstream // the named upstream or an implicit one for host:port; nil with Target
+	// Target is set when the target has variables (`grpc_pass
+	// grpc://$backend`): per request, its value names an upstream block,
+	// else an address host:port (an IP address) or unix:/path, as nginx
+	// resolves it. The scheme prefix is not part of it.
+	Target Template
+	Pos    Pos
 }
 
-// RewriteStep is a `return` or an `if` block of the rewrite module; exactly
-// one field is set.
+// RewriteStep is one directive of the rewrite module, run in order:
+// exactly one field is set.
 type RewriteStep struct {
-	Return *Return
-	If     *If
+	Return  *Return
+	If      *If
+	Set     *SetVar
+	Rewrite *Rewrite
+	Break   bool
+}
+
+// SetVar is `set $name value`.
+type SetVar struct {
+	Name  string // without '$'
+	Value Template
+	Pos   Pos
+}
+
+// Rewrite is `rewrite regex replacement [flag]`.
+type Rewrite struct {
+	Regex       *regexp.Regexp
+	Replacement Template
+	// Flag is "", "last", "break", "redirect" or "permanent". A
+	// replacement starting with http://, https:// or $scheme redirects
+	// (302) whatever the flag, as in nginx.
+	Flag string
+	Pos  Pos
 }
 
 // Return is `return code [text|URL];` or `return URL;`.
@@ -350,6 +376,9 @@ type If struct {
 	// gives the body a location configuration of its own; nil when the
 	// block sets nothing, or for if at server level.
 	Settings *Settings
+	// GRPCPass is a grpc_pass inside the block: when the condition holds,
+	// the request is proxied there.
+	GRPCPass *GRPCPass
 	Pos      Pos
 }
 

@@ -67,6 +67,7 @@ const (
 	vArg             // arg_NAME
 	vCookie          // cookie_NAME
 	vMap             // a map target
+	vSet             // a variable of set
 	vCapture         // $0..$9
 	vNamed           // a named regex capture
 )
@@ -132,6 +133,9 @@ func (t *Table) resolve(name string) (varRef, bool) {
 	// gproxy's own variables ($grpc_status), and the user's wins.
 	if m, ok := t.maps[name]; ok {
 		return varRef{kind: vMap, m: m}, true
+	}
+	if slot, ok := t.setSlots[name]; ok {
+		return varRef{kind: vSet, n: slot}, true
 	}
 	if k, ok := builtinVars[name]; ok {
 		return varRef{kind: k}, true
@@ -297,6 +301,11 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return v, true
 	case vCapture:
 		return r.capture(ref.n), true
+	case vSet:
+		if ref.n < len(r.setVals) {
+			return r.setVals[ref.n], true
+		}
+		return "", true
 	case vNamed:
 		if ref.n < len(r.namedCaps) {
 			return r.namedCaps[ref.n], true
