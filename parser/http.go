@@ -51,6 +51,7 @@ func defaultSettings() config.Settings {
 		Limits: config.LimitSettings{
 			ReqStatus: 503, ReqLogLevel: "error", ConnStatus: 503, ConnLogLevel: "error",
 		},
+		DefaultType: "text/plain",
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
 			ReadTimeout:    60 * time.Second,
@@ -260,6 +261,12 @@ func (l *loader) mergeLocations(locs []*config.Location, parent config.Settings)
 		ls := l.locStates[loc]
 		loc.Settings = ls.lvl.effective(parent)
 		finishLimitExcept(ls)
+		for _, il := range l.ifLevels[loc] {
+			if len(il.lvl.ops) > 0 {
+				st := il.lvl.effective(loc.Settings)
+				il.ifb.Settings = &st
+			}
+		}
 		if err := l.mergeLocations(loc.Locations, loc.Settings); err != nil {
 			return err
 		}

@@ -92,7 +92,7 @@ func h1Get(t *testing.T, method, url string, hdr map[string]string) (int, string
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(body)
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate") + resp.Header.Get("X-Refused"), string(body)
 }
 
 // refused reduces a status to what the access phase decided: the refusal
@@ -100,7 +100,7 @@ func h1Get(t *testing.T, method, url string, hdr map[string]string) (int, string
 // needs HTTP/2; nginx 502, no upstream).
 func refusedCode(code int) int {
 	switch code {
-	case 401, 403, 429, 503:
+	case 401, 403, 429, 451, 503:
 		return code
 	}
 	return 0
@@ -129,6 +129,10 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
         location /realip-rec { set_real_ip_from 127.0.0.1; set_real_ip_from 10.0.0.0/8; real_ip_header X-Forwarded-For; real_ip_recursive on; deny 192.0.2.1; grpc_pass grpc://127.0.0.1:9; }
         location /realip-untrusted { set_real_ip_from 10.9.9.9; deny 10.1.1.1; grpc_pass grpc://127.0.0.1:9; }
         location /realip-xri { set_real_ip_from 127.0.0.0/8; deny 10.1.1.1; grpc_pass grpc://127.0.0.1:9; }
+        location /always { deny all; add_header X-Refused yes always; add_header X-Not-Sent no; grpc_pass grpc://127.0.0.1:9; }
+        location /page { deny all; error_page 403 @denied; grpc_pass grpc://127.0.0.1:9; }
+        location /page-auth { auth_basic "P"; auth_basic_user_file %[1]s; error_page 401 = @denied; grpc_pass grpc://127.0.0.1:9; }
+        location @denied { add_header X-Refused page always; return 451 "refused here\n"; }
 `, htp)
 	_, naddr := nginxtest.Start(t, "access_log off;\nserver {\nlisten {ADDR};\n"+locations+"}\n")
 	port := freePort(t)
@@ -158,6 +162,7 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
 		{"GET", "/realip-untrusted", map[string]string{"X-Real-IP": "10.1.1.1"}},
 		{"GET", "/realip-xri", map[string]string{"X-Real-IP": "10.1.1.1"}},
 		{"GET", "/realip-xri", map[string]string{"X-Real-IP": "garbage"}},
+		{"GET", "/always", nil}, {"GET", "/page", nil}, {"GET", "/page-auth", nil},
 	}
 	for _, u := range users {
 		cases = append(cases,
@@ -176,6 +181,11 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
 			t.Errorf("%s: body\nnginx:  %q\ngproxy: %q", name, nb, gb)
 		}
 	}
+	// error_page without "=" keeps the refusal's status, with the page's
+	// body and headers (nginx agrees, above).
+	if c, h, b := h1Get(t, "GET", "http://"+gaddr+"/page", nil); c != 403 || h != "page" || b != "refused here\n" {
+		t.Errorf("error_page for a refusal: %d %q %q", c, h, b)
+	}
 }
 
 // TestAccessGRPCStatuses checks the gRPC statuses of refused calls with a
@@ -192,6 +202,15 @@ http {
     server {
         listen 127.0.0.1:%d http2;
         location /grpc.testing.TestService/EmptyCall { deny all; grpc_pass grpc://%s; }
+        location /grpc.testing.TestService/StreamingInputCall {
+            deny all; error_page 403 = @grpc403; grpc_pass grpc://%[2]s;
+        }
+        location @grpc403 {
+            default_type application/grpc;
+            add_header grpc-status 7;
+            add_header grpc-message "not from here";
+            return 204;
+        }
         location /grpc.testing.TestService/UnaryCall {
             auth_basic "gRPC"; auth_basic_user_file %s; grpc_pass grpc://%s;
         }
@@ -222,6 +241,14 @@ http {
 	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("sha512:nope")))
 	if _, err := cl.UnaryCall(bad, &testpb.SimpleRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("wrong password: %v, want Unauthenticated", err)
+	}
+	// The gRPC error-page pattern applies to refusals too.
+	st, err := cl.StreamingInputCall(ctx)
+	if err == nil {
+		_, err = st.CloseAndRecv()
+	}
+	if s, _ := status.FromError(err); s.Code() != codes.PermissionDenied || s.Message() != "not from here" {
+		t.Errorf("error page for a refused call: %v", err)
 	}
 	if be.calls.Load() != 1 {
 		t.Errorf("backend served %d calls, want 1", be.calls.Load())

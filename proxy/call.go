@@ -100,6 +100,11 @@ type call struct {
 
 	held  limit.Held  // limit_conn counts, released when the call ends
 	delay *time.Timer // limit_req's wait before begin; nil when none
+	// filter is the response phase of this call (add_header, add_trailer,
+	// error pages); its request is a copy kept only when those need it.
+	filter filterCtx
+	rc     *running
+	status int // :status of the response sent to the client; 0 before
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -420,7 +425,18 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if len(st) == 3 && st[0] == '1' && !end {
 			return // 1xx: informational, not forwarded
 		}
+		if c.interceptLocked(st) {
+			return
+		}
 		c.respStarted = true
+		c.status = parseHTTPStatus(st)
+		if r := c.filter.r; r != nil {
+			r.UpstreamHeaders = f.Fields
+		}
+		fields = c.filter.headerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
+		if end {
+			fields = c.filter.trailerPhase(fields, c.status)
+		}
 		if ft, ok := failsAs[st]; ok && c.nextUpstream(ft) {
 			c.peerFailed = true
 		}
@@ -428,6 +444,13 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 			lg.upStatus = parseHTTPStatus(st)
 			lg.status = lg.upStatus
 			lg.r.ResponseHeaders = fields
+		}
+	} else if end {
+		if r := c.filter.r; r != nil {
+			r.UpstreamTrailers = f.Fields
+		}
+		if c.filter.hasTrailers(c.status) {
+			fields = c.filter.trailerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
 		}
 	}
 	if end {
@@ -589,7 +612,11 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	switch {
 	case !c.respStarted:
 		c.respStarted = true
-		fields = trailersOnly(code, msg)
+		method := "POST"
+		if c.filter.r != nil {
+			method = c.filter.r.Method
+		}
+		fields = failFields(c.rc, &c.filter, code, msg, errorCode(code, cause), method)
 		c.cs.WriteHeaders(fields, true)
 		if lg := c.lg; lg != nil {
 			lg.status = http.StatusOK
@@ -761,4 +788,33 @@ func headerValue(fields []hpack.HeaderField, name string) string {
 		}
 	}
 	return ""
+}
+
+// interceptLocked answers, for grpc_intercept_errors, an upstream response
+// of status 300 or more with the error page configured for its status; it
+// reports false (the response passes) when interception is off or no
+// page applies.
+func (c *call) interceptLocked(status string) bool {
+	st := c.filter.st
+	code := parseHTTPStatus(status)
+	if st == nil || !st.GRPC.InterceptErrors || code < 300 || c.filter.r == nil || len(st.ErrorPages) == 0 {
+		return false
+	}
+	p, ok := c.rc.table.ErrorPage(st, code, c.filter.r)
+	if !ok {
+		return false
+	}
+	c.respStarted = true
+	fields, _ := respond(c.cs, p.Action, &filterCtx{st: p.Settings, tbl: c.filter.tbl, r: c.filter.r}, c.filter.r.Method)
+	if lg := c.lg; lg != nil {
+		lg.upStatus = code
+		lg.status = p.Action.Code
+		lg.r.ResponseHeaders = fields
+		lg.hdrBytes += fieldsSize(fields)
+	}
+	if us := c.upstream(); us != nil {
+		us.Reset(http2.ErrCodeCancel)
+	}
+	c.finishLocked(nil, false)
+	return true
 }

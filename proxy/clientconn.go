@@ -77,13 +77,15 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	lst := rc.listeners[c.ln.key]
 	if lst == nil {
-		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, r.Method)
+		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, nil, r.Method)
 		return nil
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
 	if act != nil {
-		fields, body := respond(s, act, r.Method)
+		act, fc = rc.errorPage(act, fc)
+		fields, body := respond(s, act, fc, r.Method)
 		if lg := rc.loggerFor(srv, loc); lg != nil {
 			c.logAnswer(lg, f, act, fields, body)
 		}
@@ -94,7 +96,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	if lr.access != nil {
 		if ar = lr.access.Run(r); ar.Status != 0 {
 			ar.Held.Release()
-			fields, body := refuseStream(s, r, &ar, f.StreamEnded())
+			fields, body := refuseStream(s, rc, fc, r, &ar, f.StreamEnded())
 			if lr.log != nil {
 				c.logRefused(lr.log, f, &ar, fields, body)
 			}
@@ -102,11 +104,30 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		}
 	}
 	g := lr.group
+	if gp := r.IfPass; gp != nil || g == nil {
+		if gp == nil {
+			gp = loc.Config.GRPCPass
+		}
+		var target string
+		var err error
+		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
+			ar.Held.Release()
+			msg := "grpc_pass " + strconv.Quote(target) + ": " + err.Error()
+			fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lr.log != nil {
+				c.logNoPeer(lr.log, f, target, fields)
+			}
+			return nil
+		}
+	}
 	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
 	peer, err := g.Pick(&info)
 	if err != nil {
 		ar.Held.Release()
-		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
+		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
+		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
 		if lr.log != nil {
@@ -114,7 +135,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		}
 		return nil
 	}
-	st := &loc.Config.Settings
+	st := fc.st
 	cl := &call{
 		cs:          s,
 		group:       g,
@@ -126,6 +147,14 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		reqEnd:      f.StreamEnded(),
 		held:        ar.Held,
 	}
+	cl.filter = filterCtx{st: st, tbl: rc.table}
+	cl.rc = rc
+	if needsRequest(st) {
+		// add_header values and error pages are expanded when the
+		// response comes, after r (the connection's scratch) is reused.
+		rq := *r
+		cl.filter.r = &rq
+	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize
 	}
@@ -134,7 +163,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			cl.deadline = now.Add(d)
 		}
 	}
-	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", g.Name, loc, rc.table, r)
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", upstreamAuthority(g.Name), loc, rc.table, r)
 	if lr.log != nil {
 		// After upstreamRequest, which may have computed $request_id:
 		// the log must show the value sent upstream.
@@ -221,31 +250,24 @@ func (c *clientConn) HandleGoAway(*h2.Conn) {}
 func (c *clientConn) HandleClose(*h2.Conn, error) {}
 
 // respond answers a stream with an HTTP response of the proxy's own:
-// `return`, redirects, and nginx's error pages. 444 resets the stream.
-// It returns the header fields and the body length sent.
-func respond(s *h2.Stream, a *route.Action, method string) (fields []hpack.HeaderField, bodyLen int) {
+// `return`, redirects, and nginx's error pages, through the response phase
+// (filter.go) with f. 444 resets the stream. It returns the header fields
+// and the body length sent.
+func respond(s *h2.Stream, a *route.Action, f *filterCtx, method string) (fields []hpack.HeaderField, bodyLen int) {
 	if a.Close {
 		s.Reset(http2.ErrCodeInternal)
 		return nil, 0
 	}
-	body, ctype := actionBody(a)
-	fields = []hpack.HeaderField{
-		{Name: ":status", Value: strconv.Itoa(a.Code)},
-		{Name: "server", Value: "gproxy"},
-	}
-	if a.Location != "" {
-		fields = append(fields, hpack.HeaderField{Name: "location", Value: a.Location})
-	}
-	if ctype != "" {
-		fields = append(fields, hpack.HeaderField{Name: "content-type", Value: ctype})
-	}
-	fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
-	if method == "HEAD" || len(body) == 0 {
+	fields, body, trailers := pageFields(a, f, method)
+	if len(body) == 0 {
 		s.WriteHeaders(fields, true)
 		return fields, 0
 	}
 	s.WriteHeaders(fields, false)
-	s.WriteData([]byte(body), true)
+	s.WriteData([]byte(body), len(trailers) == 0)
+	if len(trailers) > 0 {
+		s.WriteHeaders(trailers, true)
+	}
 	// A request body still coming is read and discarded, as nginx does
 	// for `return`, rather than cut off with RST_STREAM: the stream stays
 	// half-closed (local) until the client ends it, so its frames are
@@ -263,7 +285,5 @@ func actionBody(a *route.Action) (body, ctype string) {
 	if a.Code < 300 || a.Code == 304 {
 		return "", ""
 	}
-	title := strconv.Itoa(a.Code) + " " + http.StatusText(a.Code)
-	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
-		"</h1></center>\r\n<hr><center>gproxy</center>\r\n</body>\r\n</html>\r\n", "text/html"
+	return builtinPage(a.Code), "text/html"
 }

@@ -91,8 +91,10 @@ func TestCLI(t *testing.T) {
 		{name: "test failed quiet", args: []string{"-p", prefix, "-c", typo, "-tq"}, code: 1,
 			stderr: "gproxy: [emerg] invalid number \"1o24\" in " + typo + ":10\n" +
 				"gproxy: configuration file " + typo + " test failed\n"},
-		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"},
-			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n"},
+		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"}, code: 1,
+			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n" +
+				"gproxy: [emerg] \"least_conn\" is not supported yet by gproxy in " + corpus("warn-balancer-redefined.conf") + ":12\n" +
+				"gproxy: configuration file " + corpus("warn-balancer-redefined.conf") + " test failed\n"},
 		{name: "relative conf", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, stderr: ok},
 		{name: "missing conf", args: []string{"-p", prefix, "-c", "nope.conf", "-t"}, code: 1,
 			stderr: "gproxy: [emerg] open() \"" + prefix + "nope.conf\" failed (2: No such file or directory)\n" +

@@ -17,4 +17,11 @@ var Variables = []string{
 
 // VariablePrefixes are the families of variables named after a request
 // header, response header, argument or cookie.
-var VariablePrefixes = []string{"http_", "sent_http_", "arg_", "cookie_"}
+var VariablePrefixes = []string{"http_", "sent_http_", "arg_", "cookie_",
+	"upstream_http_", "upstream_trailer_", "sent_trailer_"}
+
+// OwnVariables are the variables of Variables that nginx does not have
+// (gproxy's own). A configuration may define a variable of the same name
+// (map, set): its definition wins, so a file written for nginx never
+// breaks on them.
+var OwnVariables = []string{"grpc_status", "grpc_message"}

@@ -2,6 +2,7 @@ package route
 
 import (
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -32,6 +33,20 @@ type Request struct {
 
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
+
+	// IfSettings are the settings of the last location-level if block
+	// whose condition held and that sets any (add_header, error_page,
+	// ...): nginx then uses the if block's configuration for the
+	// request. nil otherwise.
+	IfSettings *config.Settings
+
+	// UpstreamHeaders and UpstreamTrailers are the response header and
+	// trailer fields the upstream sent ($upstream_http_NAME,
+	// $upstream_trailer_NAME); ResponseTrailers are the trailers sent to
+	// the client ($sent_trailer_NAME).
+	UpstreamHeaders  []hpack.HeaderField
+	UpstreamTrailers []hpack.HeaderField
+	ResponseTrailers []hpack.HeaderField
 
 	Proto        string // "HTTP/2.0" or "HTTP/1.1"
 	ConnID       uint64 // $connection
@@ -69,14 +84,24 @@ type Request struct {
 	LimitReqStatus  string
 	LimitConnStatus string
 
-	// Per-request results route computes once.
-	uriVal    string
-	uriState  uint8 // 0 not computed, 1 valid, 2 invalid
-	idSet     bool
-	id        [32]byte
-	capSubj   string   // subject of the last regex match with captures
-	caps      []int    // its submatch indexes ($0 $1 ...)
-	namedCaps []string // values of named captures, by Table slot
+	// IfPass is the grpc_pass of the last if block whose condition held
+	// and that has one: the request is proxied there.
+	IfPass *config.GRPCPass
+
+	// Per-request results route computes once, and what set and rewrite
+	// changed.
+	setVals    []string // values of set variables, by Table slot
+	argsVal    string   // the query string after set $args or rewrite
+	argsSet    bool
+	rewritten  bool // the URI or query string changed: see UpstreamPath
+	uriChanged bool // a rewrite without flag changed the URI in this location
+	uriVal     string
+	uriState   uint8 // 0 not computed, 1 valid, 2 invalid
+	idSet      bool
+	id         [32]byte
+	capSubj    string   // subject of the last regex match with captures
+	caps       []int    // its submatch indexes ($0 $1 ...)
+	namedCaps  []string // values of named captures, by Table slot
 }
 
 // UpstreamAttempt is one try of one upstream server for a request.
@@ -115,8 +140,26 @@ func (r *Request) uri() (string, bool) {
 	return u, ok
 }
 
+// UpstreamPath is the :path to send upstream when rewrite or set $args
+// changed the request (nginx then sends the URI, escaped, and the new
+// query string); ok is false when the client's :path goes as it came.
+func (r *Request) UpstreamPath() (path string, ok bool) {
+	if !r.rewritten {
+		return "", false
+	}
+	uri, _ := r.uri()
+	p := (&url.URL{Path: uri}).EscapedPath()
+	if a := r.args(); a != "" {
+		p += "?" + a
+	}
+	return p, true
+}
+
 // args returns the query string of the request target, without '?'.
 func (r *Request) args() string {
+	if r.argsSet {
+		return r.argsVal
+	}
 	for i := 0; i < len(r.Path); i++ {
 		if r.Path[i] == '?' {
 			return r.Path[i+1:]
