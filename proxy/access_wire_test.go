@@ -474,3 +474,81 @@ http {
 		`^PASSED PASSED 192\.0\.2\.7 127\.0\.0\.1 0 200$`,
 		`^REJECTED - 192\.0\.2\.7 127\.0\.0\.1 8 503$`)
 }
+
+// TestLimitReqDelay: a call over the rate waits (DELAYED in the log) and
+// then succeeds; a call whose wait is longer than the client's deadline
+// ends when the client gives up, and the limit_conn count it held while
+// waiting is released.
+func TestLimitReqDelay(t *testing.T) {
+	be := startBackend(t)
+	ls := startLogSite(t, `events {}
+http {
+    log_format lim '$uri $limit_req_status $grpc_status';
+    access_log logs/lim.log lim;
+    limit_req_zone $binary_remote_addr zone=tenth:64k rate=10r/s;
+    limit_req_zone $binary_remote_addr zone=slow:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=c:64k;
+    server {
+        listen 127.0.0.1:%d http2;
+        location /grpc.testing.TestService/EmptyCall { limit_req zone=tenth burst=5; grpc_pass grpc://`+be.addr+`; }
+        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=5; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+        location / { limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+    }
+}
+`)
+	cl := testgrpc.NewTestServiceClient(dial(t, ls.addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		if _, err := cl.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if _, err := cl.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatalf("first slow call: %v", err)
+	}
+	// The second waits a minute: the client gives up first.
+	done := make(chan error, 1)
+	go func() {
+		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer dcancel()
+		_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
+		done <- err
+	}()
+	// While it waits it holds its limit_conn count.
+	deadline := time.Now().Add(time.Second)
+	for {
+		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		if status.Code(err) == codes.ResourceExhausted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no limit_conn count held by the waiting call: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-done; status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("waiting call: %v, want DeadlineExceeded", err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		if status.Code(err) == codes.Unimplemented {
+			break // reached the backend: the count was released
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count not released after the client gave up: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := waitLines(t, ls.log("lim.log"), 6)
+	var delayed int
+	for _, l := range lines {
+		if strings.HasPrefix(l, "/grpc.testing.TestService/EmptyCall DELAYED 0") {
+			delayed++
+		}
+	}
+	if delayed != 1 {
+		t.Errorf("want one DELAYED EmptyCall in:\n%s", strings.Join(lines, "\n"))
+	}
+}

@@ -188,3 +188,28 @@ func equal(a, b []ReqStatus) bool {
 	}
 	return true
 }
+
+// TestZonesAcrossReload: a reload that keeps a zone's name, size and key
+// keeps its states (a new rate applies to them); changing the size or
+// key starts the zone empty.
+func TestZonesAcrossReload(t *testing.T) {
+	zs := NewZones()
+	bind := func(size int64, key string, rate int64) *ReqZone {
+		cz := &config.LimitReqZone{Name: "z", Key: config.Template{Raw: key}, Size: size, Rate: rate}
+		rq, _ := zs.Bind([]*config.LimitReqZone{cz}, nil)
+		return rq[cz]
+	}
+	z1 := bind(1<<20, "$binary_remote_addr", 1000)
+	checkReqAt([]Req{NewReq(z1, config.LimitReq{})}, keys("a"), false, clockStart)
+	if z := bind(1<<20, "$binary_remote_addr", 2000); z.Len() != 1 || z.rate != 2000 {
+		t.Errorf("same zone: %d states, rate %d", z.Len(), z.rate)
+	}
+	if z := bind(2<<20, "$binary_remote_addr", 2000); z.Len() != 0 {
+		t.Errorf("new size: %d states", z.Len())
+	}
+	z2 := bind(2<<20, "$binary_remote_addr", 2000)
+	checkReqAt([]Req{NewReq(z2, config.LimitReq{})}, keys("a"), false, clockStart)
+	if z := bind(2<<20, "$server_name", 2000); z.Len() != 0 {
+		t.Errorf("new key: %d states", z.Len())
+	}
+}
