@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
-	"github.com/gproxy/gproxy/parser/htpasswd"
 	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
@@ -65,8 +64,7 @@ type checks struct {
 	rules      []config.AccessRule
 	satisfyAny bool
 	realm      *config.Template
-	userFile   string
-	users      map[string]*htpasswd.Matcher
+	users      *userFile
 }
 
 // Zones are the running limit zones a configuration's locations bind to.
@@ -120,15 +118,11 @@ func newChecks(a *config.AccessSettings) (*checks, error) {
 	c := &checks{rules: a.Rules, satisfyAny: a.SatisfyAny}
 	if a.AuthBasic != nil && a.UserFile != nil {
 		c.realm = a.AuthBasic
-		c.userFile = a.UserFile.Path
-		c.users = make(map[string]*htpasswd.Matcher, len(a.UserFile.Users))
-		for _, u := range a.UserFile.Users {
-			m, err := htpasswd.NewMatcher(u.Hash)
-			if err != nil {
-				return nil, err
-			}
-			c.users[u.User] = m
+		uf, err := newUserFile(a.UserFile)
+		if err != nil {
+			return nil, err
 		}
+		c.users = uf
 	}
 	if len(c.rules) == 0 && c.realm == nil {
 		return nil, nil
@@ -391,9 +385,14 @@ func (p *Phase) auth(c *checks, r *route.Request) (int, []hpack.HeaderField, str
 		p.logf(zapcore.InfoLevel, r, "no user/password was provided for basic authentication")
 		return 401, challenge, "no user/password was provided for basic authentication"
 	}
-	m := c.users[user]
+	t := c.users.table()
+	if t.err != nil {
+		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
+		return 500, nil, "auth_basic_user_file cannot be read"
+	}
+	m := t.users[user]
 	if m == nil {
-		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+c.userFile+"\"")
+		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+c.users.path+"\"")
 		return 401, challenge, "user \"" + user + "\" was not found"
 	}
 	if !m.Match(pass) {

@@ -1,9 +1,12 @@
 package access
 
 import (
+	"encoding/base64"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
@@ -124,5 +127,46 @@ func BenchmarkLimits(b *testing.B) {
 			b.Fatal(res.Status)
 		}
 		res.Held.Release()
+	}
+}
+
+// TestUserFileChanges: an edited password file takes effect without a
+// reload (within the one-second re-check); a file that disappears makes
+// requests fail with 500, as nginx answers when it cannot open it.
+func TestUserFileChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(path, []byte("u:{PLAIN}one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, `server { location /t { auth_basic "R"; auth_basic_user_file `+path+`; grpc_pass 127.0.0.1:1; } }`)
+	try := func(pw string) int {
+		r := request("127.0.0.1:1", hpack.HeaderField{Name: "authorization",
+			Value: "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+pw))})
+		return p.Run(r).Status
+	}
+	if got := try("one"); got != 0 {
+		t.Fatalf("password one: %d", got)
+	}
+	if err := os.WriteFile(path, []byte("u:{PLAIN}two-longer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for try("two-longer") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new password never took effect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := try("one"); got != 401 {
+		t.Errorf("old password: %d, want 401", got)
+	}
+	os.Remove(path)
+	deadline = time.Now().Add(5 * time.Second)
+	for try("two-longer") != 500 {
+		if time.Now().After(deadline) {
+			t.Fatal("a missing file never failed requests")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
