@@ -441,15 +441,31 @@ func milli(v int64) string {
 	return strconv.FormatInt(v/1000, 10) + "." + strings.Repeat("0", 3-len(frac)) + frac
 }
 
-// logf writes an error log line with nginx's request context.
+// logf writes an error log line in nginx's shape: "MSG, client: IP,
+// server: NAME, request: "METHOD PATH PROTO", host: "HOST"", with the
+// client connection's number as the "connection" field (the error log
+// prints it as nginx's "*CONN").
 func (p *Phase) logf(lvl zapcore.Level, r *route.Request, msg string) {
-	if ce := p.log.Check(lvl, msg); ce != nil {
-		ce.Write(
-			zap.String("client", addrString(r.RemoteAddr)),
-			zap.String("request", r.Method+" "+r.Path+" "+r.Proto),
-			zap.String("host", r.Authority),
-		)
+	ce := p.log.Check(lvl, "")
+	if ce == nil {
+		return
 	}
+	var b strings.Builder
+	b.WriteString(msg)
+	b.WriteString(", client: ")
+	b.WriteString(addrString(r.RemoteAddr))
+	b.WriteString(", server: ")
+	if r.Server != nil && len(r.Server.Names) > 0 {
+		b.WriteString(r.Server.Names[0].Name)
+	}
+	b.WriteString(`, request: "`)
+	b.WriteString(r.Method + " " + r.Path + " " + r.Proto)
+	b.WriteByte('"')
+	if r.Authority != "" {
+		b.WriteString(`, host: "` + r.Authority + `"`)
+	}
+	ce.Message = b.String()
+	ce.Write(zap.Uint64("connection", r.ConnID))
 }
 
 func addrString(a net.Addr) string {
