@@ -14,7 +14,6 @@ const (
 	codeResourceExhausted = 8
 	codeInternal          = 13
 	codeUnavailable       = 14
-	codeUnauthenticated   = 16
 )
 
 var grpcStatusText = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"}

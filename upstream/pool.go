@@ -32,6 +32,9 @@ type Set struct {
 
 	mu    sync.Mutex
 	pools map[poolKey]*Pool
+
+	// health remembers peers' health across reloads (dynamic.go).
+	health healthMemory
 }
 
 type poolKey struct{ upstream, network, addr, tls string }
