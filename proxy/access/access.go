@@ -19,6 +19,8 @@ package access
 
 import (
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strconv"
@@ -387,7 +389,13 @@ func (p *Phase) auth(c *checks, r *route.Request) (int, []hpack.HeaderField, str
 	}
 	t := c.users.table()
 	if t.err != nil {
-		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
+		// nginx: 403 when the file does not exist, 500 for any other
+		// failure (gproxy adds a password format it cannot check).
+		if errors.Is(t.err, fs.ErrNotExist) {
+			p.logf(zapcore.ErrorLevel, r, "open() \""+c.users.path+"\" failed (2: No such file or directory)")
+			return 403, nil, "auth_basic_user_file not found"
+		}
+		p.logf(zapcore.DPanicLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
 		return 500, nil, "auth_basic_user_file cannot be read"
 	}
 	m := t.users[user]

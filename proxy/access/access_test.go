@@ -132,7 +132,8 @@ func BenchmarkLimits(b *testing.B) {
 
 // TestUserFileChanges: an edited password file takes effect without a
 // reload (within the one-second re-check); a file that disappears makes
-// requests fail with 500, as nginx answers when it cannot open it.
+// requests with credentials fail with 403, as nginx answers when it
+// cannot find it.
 func TestUserFileChanges(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "htpasswd")
@@ -163,7 +164,7 @@ func TestUserFileChanges(t *testing.T) {
 	}
 	os.Remove(path)
 	deadline = time.Now().Add(5 * time.Second)
-	for try("two-longer") != 500 {
+	for try("two-longer") != 403 { // nginx: 403 for a missing file
 		if time.Now().After(deadline) {
 			t.Fatal("a missing file never failed requests")
 		}

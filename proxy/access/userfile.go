@@ -14,9 +14,9 @@ import (
 // every request; gproxy keeps the users it read when the configuration
 // was loaded and looks at the file again at most once a second (size and
 // modification time), reading it anew when it changed, so an edited
-// password file takes effect without a reload, as in nginx. A file that
-// can no longer be read or parsed makes requests fail with 500 until it
-// is fixed, as nginx answers when it cannot read it.
+// password file takes effect without a reload, as in nginx. A file
+// that disappears makes requests with credentials fail with 403, one
+// that cannot be read or parsed with 500, as nginx answers.
 type userFile struct {
 	path string
 
