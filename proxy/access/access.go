@@ -395,7 +395,7 @@ func (p *Phase) auth(c *checks, r *route.Request) (int, []hpack.HeaderField, str
 			p.logf(zapcore.ErrorLevel, r, "open() \""+c.users.path+"\" failed (2: No such file or directory)")
 			return 403, nil, "auth_basic_user_file not found"
 		}
-		p.logf(zapcore.DPanicLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
+		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
 		return 500, nil, "auth_basic_user_file cannot be read"
 	}
 	m := t.users[user]
