@@ -552,3 +552,65 @@ http {
 		t.Errorf("want one DELAYED EmptyCall in:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestRealIPAgainstNginx is nginx-tests' realip.t through both servers
+// over HTTP/1.1: X-IP carries $remote_addr as each sees it.
+func TestRealIPAgainstNginx(t *testing.T) {
+	body := `access_log off;
+    add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32;
+    set_real_ip_from 10.0.1.0/24;
+    server {
+        listen %s;
+        location / { grpc_pass grpc://127.0.0.1:9; }
+        location /custom { real_ip_header X-Real-IP-Custom; grpc_pass grpc://127.0.0.1:9; }
+        location /1 { real_ip_header X-Forwarded-For; real_ip_recursive off; grpc_pass grpc://127.0.0.1:9; }
+        location /2 { real_ip_header X-Forwarded-For; real_ip_recursive on; grpc_pass grpc://127.0.0.1:9; }
+    }
+    server {
+        listen %s;
+        return 204;
+    }
+`
+	_, n1 := nginxtest.Start(t, fmt.Sprintf(body, "{ADDR}", "127.0.0.1:"+fmt.Sprint(freePort(t))))
+	g1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startProxy(t, "events {}\nhttp {\n"+fmt.Sprintf(body, g1, g2)+"}\n")
+	// nginx's second server: read its port back from the same template.
+	_, n2 := nginxtest.Start(t, `access_log off; add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32; server { listen {ADDR}; return 204; }`)
+	get := func(addr, path string, hdr http.Header) string {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header = hdr
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-IP")
+	}
+	cases := []struct {
+		path string
+		hdr  http.Header
+		want string // nginx-tests' expectation
+	}{
+		{"/", http.Header{"X-Real-Ip": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/custom", http.Header{"X-Real-Ip-Custom": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"10.0.0.1, 192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1, 10.0.1.1, 127.0.0.1"}}, "127.0.0.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1, 192.0.2.1, 127.0.0.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1", "127.0.0.1, 10.0.1.1"}}, "10.0.1.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1", "192.0.2.1", "127.0.0.1"}}, "192.0.2.1"},
+	}
+	for _, c := range cases {
+		n, g := get(n1, c.path, c.hdr), get(g1, c.path, c.hdr)
+		if n != c.want || g != c.want {
+			t.Errorf("%s %v: nginx %s, gproxy %s, want %s", c.path, c.hdr, n, g, c.want)
+		}
+	}
+	// realip post read: a server-level return sees the real address.
+	h := http.Header{"X-Real-Ip": {"192.0.2.1"}}
+	if n, g := get(n2, "/", h), get(g2, "/", h); n != "192.0.2.1" || g != n {
+		t.Errorf("return 204: nginx %s, gproxy %s", n, g)
+	}
+}

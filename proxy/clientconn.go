@@ -82,6 +82,9 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
 	if act != nil {
 		act, fc = rc.errorPage(act, fc)

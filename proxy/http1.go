@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/route"
 	"golang.org/x/net/http2/hpack"
@@ -82,6 +83,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.RemoteAddr = ra
 	}
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
 	var st *config.Settings
 	switch {
 	case loc != nil:
