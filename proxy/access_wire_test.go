@@ -491,7 +491,7 @@ http {
     server {
         listen 127.0.0.1:%d http2;
         location /grpc.testing.TestService/EmptyCall { limit_req zone=tenth burst=5; grpc_pass grpc://`+be.addr+`; }
-        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=5; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=50; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
         location / { limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
     }
 }
@@ -507,30 +507,45 @@ http {
 	if _, err := cl.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
 		t.Fatalf("first slow call: %v", err)
 	}
-	// The second waits a minute: the client gives up first.
-	done := make(chan error, 1)
-	go func() {
-		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
-		defer dcancel()
-		_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
-		done <- err
-	}()
-	// While it waits it holds its limit_conn count.
-	deadline := time.Now().Add(time.Second)
-	for {
-		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
-		if status.Code(err) == codes.ResourceExhausted {
-			break
+	// The second waits a minute: the client gives up first. While it
+	// waits it holds its limit_conn count, so a probe elsewhere in the zone
+	// is refused. (A probe that passes holds the count for a moment: a
+	// waiting call arriving then is refused instead, and is sent again.)
+	var done chan error
+	held := false
+	for attempt := 0; attempt < 20 && !held; attempt++ {
+		done = make(chan error, 1)
+		go func() {
+			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer dcancel()
+			_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
+			done <- err
+		}()
+	probe:
+		for {
+			select {
+			case err := <-done:
+				if status.Code(err) != codes.ResourceExhausted {
+					t.Fatalf("waiting call: %v", err)
+				}
+				break probe // lost the race to a probe: try again
+			default:
+			}
+			_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+			if status.Code(err) == codes.ResourceExhausted {
+				held = true
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no limit_conn count held by the waiting call: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if !held {
+		t.Fatal("no limit_conn count held by a waiting call")
 	}
 	if err := <-done; status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("waiting call: %v, want DeadlineExceeded", err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
 		if status.Code(err) == codes.Unimplemented {
