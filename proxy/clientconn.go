@@ -12,6 +12,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -29,6 +30,8 @@ type clientConn struct {
 	requests int
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
+	key      []byte // scratch for the `hash` key of a stream
+	info     upstream.StreamInfo
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -125,10 +128,19 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			return nil
 		}
 	}
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
-	peer, err := g.Pick(&info)
+	// info is the connection's scratch: through the picker interface a
+	// local one would escape, an allocation per stream.
+	info := &c.info
+	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
+	if key := g.HashKey(); key != nil {
+		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
+		info.Key = c.key
+	}
+	peer, err := g.Pick(info)
 	if err != nil {
 		ar.Held.Release()
+		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
+			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
 		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 		s.WriteHeaders(fields, true)
@@ -149,6 +161,15 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
 		held:        ar.Held,
+		conn:        c,
+		server:      srv,
+		method:      r.Method,
+		path:        r.Path,
+		host:        r.Authority,
+	}
+	if info.Key != nil {
+		// Kept for PickNext; the scratch serves the next stream.
+		cl.key = append([]byte(nil), info.Key...)
 	}
 	cl.filter = filterCtx{st: st, tbl: rc.table}
 	cl.rc = rc

@@ -137,7 +137,7 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 			return nil, err
 		}
 	}
-	if err := s.buildGroups(rc); err != nil {
+	if err := s.buildGroups(rc, check); err != nil {
 		if rc.logs != nil {
 			rc.logs.Close()
 		}
@@ -146,9 +146,18 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	return rc, nil
 }
 
+// stopGroups ends the health checks and re-resolution of rc's groups, once
+// rc no longer takes new streams.
+func (rc *running) stopGroups() {
+	for _, g := range rc.groups {
+		g.Stop()
+	}
+}
+
 // buildGroups makes the upstream groups of rc and resolves each server's
-// and location's running state.
-func (s *Server) buildGroups(rc *running) error {
+// and location's running state. Unless check (gproxy -t), it starts the
+// groups' health checks and DNS re-resolution.
+func (s *Server) buildGroups(rc *running, check bool) error {
 	h := rc.cfg.HTTP
 	if h == nil {
 		return nil
@@ -158,8 +167,10 @@ func (s *Server) buildGroups(rc *running) error {
 		return err
 	}
 	for _, u := range order {
+		opts[u].Log = s.log
 		g, err := upstream.NewGroup(u, s.pools, *opts[u])
 		if err != nil {
+			rc.stopGroups()
 			return err
 		}
 		rc.groups[u] = g
@@ -188,7 +199,15 @@ func (s *Server) buildGroups(rc *running) error {
 	for _, srv := range h.Servers {
 		rc.servers[srv] = rc.logs.For(&srv.Settings)
 		if err := walk(srv.Locations); err != nil {
+			rc.stopGroups()
 			return err
+		}
+	}
+	// Health checks and DNS re-resolution run while the configuration
+	// does (stopGroups ends them).
+	if !check {
+		for _, g := range rc.groups {
+			g.Start()
 		}
 	}
 	return nil
@@ -222,6 +241,10 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
 				o.SocketKeepalive = o.SocketKeepalive || g.SocketKeepalive
 				o.ReadBufferSize = max(o.ReadBufferSize, g.BufferSize)
+				for _, hc := range l.HealthChecks {
+					o.HealthChecks = append(o.HealthChecks, upstream.HealthCheck{
+						HealthCheck: hc, ConnectTimeout: g.ConnectTimeout, ReadTimeout: g.ReadTimeout})
+				}
 			}
 			if err := walk(l.Locations); err != nil {
 				return err
@@ -302,10 +325,12 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	old := s.cur.Load()
 	if !sameListeners(old, rc) {
+		rc.stopGroups()
 		rc.logs.Close()
 		return errors.New("changing listen addresses or their parameters needs a restart of gproxy for now")
 	}
 	s.cur.Store(rc)
+	old.stopGroups()
 	// Streams still running on old log through its Loggers to every
 	// destination rc shares (accesslog.Set.Close keeps those open).
 	old.logs.Close()
@@ -354,6 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.wg.Wait()
+		s.cur.Load().stopGroups()
 		s.pools.Close()
 		s.cur.Load().logs.Close() // after the last stream logged: flushes
 		return nil
@@ -375,6 +401,7 @@ func (s *Server) Close() error {
 	for _, l := range s.listeners {
 		l.stopHTTP1(nil)
 	}
+	s.cur.Load().stopGroups()
 	s.pools.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
