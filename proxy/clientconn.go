@@ -167,6 +167,9 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		path:        r.Path,
 		host:        r.Authority,
 	}
+	if r.ConnAddr != nil {
+		cl.realIP = r.RemoteAddr // for ip_hash on a retry and the error log
+	}
 	if info.Key != nil {
 		// Kept for PickNext; the scratch serves the next stream.
 		cl.key = append([]byte(nil), info.Key...)
