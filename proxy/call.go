@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -94,6 +95,7 @@ type call struct {
 	conn               *clientConn
 	server             *config.Server
 	method, path, host string
+	realIP             net.Addr    // the client's address realip found; nil if none
 	held               limit.Held  // limit_conn counts, released when the call ends
 	delay              *time.Timer // limit_req's wait before begin; nil when none
 	// filter is the response phase of this call (add_header, add_trailer,

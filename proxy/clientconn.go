@@ -90,6 +90,9 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
 	if msg := rc.refusal(srv, c.tls); msg != "" {
 		act = refuseAction(msg, r)
@@ -181,6 +184,9 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		method:      r.Method,
 		path:        r.Path,
 		host:        r.Authority,
+	}
+	if r.ConnAddr != nil {
+		cl.realIP = r.RemoteAddr // for ip_hash on a retry and the error log
 	}
 	if info.Key != nil {
 		// Kept for PickNext; the scratch serves the next stream.

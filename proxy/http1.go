@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/route"
 	"golang.org/x/net/http2/hpack"
@@ -86,6 +87,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.RemoteAddr = ra
 	}
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
 	if hc != nil {
 		if msg := rc.refusal(srv, hc.tls); msg != "" {
 			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}

@@ -19,6 +19,8 @@ package access
 
 import (
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strconv"
@@ -64,7 +66,8 @@ type checks struct {
 	rules      []config.AccessRule
 	satisfyAny bool
 	realm      *config.Template
-	users      *userFile
+	users      *userFile  // a fixed file name
+	usersVar   *userFiles // a file name with variables
 }
 
 // Zones are the running limit zones a configuration's locations bind to.
@@ -118,11 +121,15 @@ func newChecks(a *config.AccessSettings) (*checks, error) {
 	c := &checks{rules: a.Rules, satisfyAny: a.SatisfyAny}
 	if a.AuthBasic != nil && a.UserFile != nil {
 		c.realm = a.AuthBasic
-		uf, err := newUserFile(a.UserFile)
-		if err != nil {
-			return nil, err
+		if t := a.UserFile.Template; t != nil {
+			c.usersVar = &userFiles{tmpl: *t, prefix: a.UserFile.ConfPrefix, files: map[string]*userFile{}}
+		} else {
+			uf, err := newUserFile(a.UserFile)
+			if err != nil {
+				return nil, err
+			}
+			c.users = uf
 		}
-		c.users = uf
 	}
 	if len(c.rules) == 0 && c.realm == nil {
 		return nil, nil
@@ -385,14 +392,26 @@ func (p *Phase) auth(c *checks, r *route.Request) (int, []hpack.HeaderField, str
 		p.logf(zapcore.InfoLevel, r, "no user/password was provided for basic authentication")
 		return 401, challenge, "no user/password was provided for basic authentication"
 	}
-	t := c.users.table()
+	uf := c.users
+	var t *userTable
+	if c.usersVar != nil {
+		uf, t = c.usersVar.table(p.tbl.Expand(c.usersVar.tmpl, r))
+	} else {
+		t = uf.table()
+	}
 	if t.err != nil {
-		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+c.users.path+"\": "+t.err.Error())
+		// nginx: 403 when the file does not exist, 500 for any other
+		// failure (gproxy adds a password format it cannot check).
+		if errors.Is(t.err, fs.ErrNotExist) {
+			p.logf(zapcore.ErrorLevel, r, "open() \""+uf.path+"\" failed (2: No such file or directory)")
+			return 403, nil, "auth_basic_user_file not found"
+		}
+		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+uf.path+"\": "+t.err.Error())
 		return 500, nil, "auth_basic_user_file cannot be read"
 	}
 	m := t.users[user]
 	if m == nil {
-		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+c.users.path+"\"")
+		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+uf.path+"\"")
 		return 401, challenge, "user \"" + user + "\" was not found"
 	}
 	if !m.Match(pass) {
