@@ -78,17 +78,34 @@ var grpcCommands = concat([]command{
 )
 
 func setGRPCPass(l *loader, b *block, n *lex.Node) error {
+	// Inside if, the pass is the if block's own (nginx gives it a location
+	// configuration of its own).
+	slot := &b.loc.l.GRPCPass
 	if b.kind == cLIF {
-		return l.errf(n, `"grpc_pass" directive inside "if" is not supported by gproxy`)
+		slot = &b.ifb.GRPCPass
 	}
-	loc := b.loc.l
-	if loc.GRPCPass != nil {
+	if *slot != nil {
 		return l.dirErr(n, "is duplicate")
 	}
 	v := n.Args[0]
 	gp := &config.GRPCPass{Scheme: "grpc", Pos: l.pos(n)}
 	if strings.IndexByte(v, '$') >= 0 {
-		return l.errf(n, `"grpc_pass" with variables is not supported by gproxy`)
+		// Resolved per request (see config.GRPCPass.Target).
+		switch {
+		case strings.HasPrefix(v, "grpcs://"):
+			gp.Scheme = "grpcs"
+			v = v[len("grpcs://"):]
+		case strings.HasPrefix(v, "grpc://"):
+			v = v[len("grpc://"):]
+		}
+		t, terr := parseTemplate(v)
+		if terr != nil {
+			return l.errf(n, "%s", terr.msg)
+		}
+		l.useVars(t)
+		gp.Target = t
+		*slot = gp
+		return nil
 	}
 	switch {
 	case strings.HasPrefix(v, "grpc://"):
@@ -121,7 +138,7 @@ func setGRPCPass(l *loader, b *block, n *lex.Node) error {
 		return err
 	}
 	r.passes = append(r.passes, gp)
-	loc.GRPCPass = gp
+	*slot = gp
 	return nil
 }
 

@@ -48,6 +48,10 @@ func defaultSettings() config.Settings {
 		HTTP2MaxConcurrentStreams: 128,
 		HTTP2ChunkSize:            8 << 10,
 		ResolverTimeout:           30 * time.Second,
+		Limits: config.LimitSettings{
+			ReqStatus: 503, ReqLogLevel: "error", ConnStatus: 503, ConnLogLevel: "error",
+		},
+		DefaultType: "text/plain",
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
 			ReadTimeout:    60 * time.Second,
@@ -145,6 +149,9 @@ type httpState struct {
 	// logBuffers maps a buffered access log's path to its first
 	// definition: nginx opens each file once, with one buffer.
 	logBuffers map[string]config.Log
+	// zones are the shared memory zones named so far (limit.go).
+	zones     map[string]*shmZone
+	zoneOrder []string
 }
 
 type listenAddr struct {
@@ -168,6 +175,7 @@ type serverState struct {
 type locState struct {
 	l   *config.Location
 	lvl *level
+	lmt *level // the limit_except block's directives; nil without one
 }
 
 func setHTTP(l *loader, _ *block, n *lex.Node) error {
@@ -252,6 +260,13 @@ func (l *loader) mergeLocations(locs []*config.Location, parent config.Settings)
 	for _, loc := range locs {
 		ls := l.locStates[loc]
 		loc.Settings = ls.lvl.effective(parent)
+		finishLimitExcept(ls)
+		for _, il := range l.ifLevels[loc] {
+			if len(il.lvl.ops) > 0 {
+				st := il.lvl.effective(loc.Settings)
+				il.ifb.Settings = &st
+			}
+		}
 		if err := l.mergeLocations(loc.Locations, loc.Settings); err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func (c *call) errorLine(msg, action, upstream string) string {
 	b.WriteString(" while ")
 	b.WriteString(action)
 	b.WriteString(", client: ")
-	b.WriteString(clientIP(c.remote))
+	b.WriteString(clientIP(c.remote()))
 	b.WriteString(", server: ")
 	if c.server != nil && len(c.server.Names) > 0 {
 		b.WriteString(c.server.Names[0].Name)
@@ -83,10 +83,18 @@ func (c *call) errorLine(msg, action, upstream string) string {
 // logError writes an error log line about the call; peer "" names the
 // group.
 func (c *call) logError(msg, action, peer string) {
-	if c.log == nil {
+	if c.conn == nil {
 		return
 	}
-	c.log.Error(c.errorLine(msg, action, peer), zap.Uint64("connection", c.connID))
+	c.conn.srv.log.Error(c.errorLine(msg, action, peer), zap.Uint64("connection", c.conn.id))
+}
+
+// remote is the client's address; nil in tests without a connection.
+func (c *call) remote() net.Addr {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.remote
 }
 
 // logAttempt writes the error log line of the current attempt's failure.

@@ -92,7 +92,35 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if st != nil && hc != nil && !keepAlive(st, hc, r.Start) {
 		w.Header().Set("Connection", "close")
 	}
-	code, body := h1Respond(w, req, act)
+	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if act == nil && loc != nil {
+		if ph := rc.locs[loc.Config].access; ph != nil {
+			ar := ph.Run(r)
+			defer ar.Held.Release()
+			if ar.Status != 0 {
+				// The refusal is an error like nginx's own: its
+				// error_page and add_header ... always apply.
+				for _, h := range ar.Header {
+					w.Header().Add(h.Name, h.Value)
+				}
+				act = &route.Action{Code: ar.Status}
+			} else if ar.Delay > 0 {
+				// limit_req's delay: this request's goroutine (net/http
+				// has one per connection) waits, or stops waiting when
+				// the client goes away.
+				t := time.NewTimer(ar.Delay)
+				select {
+				case <-t.C:
+				case <-req.Context().Done():
+					t.Stop()
+				}
+			}
+		}
+	}
+	if act != nil {
+		act, fc = rc.errorPage(act, fc)
+	}
+	code, body := h1Respond(w, req, act, fc)
 	if lg := rc.loggerFor(srv, loc); lg != nil {
 		logHTTP1(lg, r, req, w.Header(), code, body)
 	}
@@ -114,15 +142,19 @@ func keepAlive(st *config.Settings, hc *h1Conn, now time.Time) bool {
 	return true
 }
 
-// h1Respond writes the answer to an HTTP/1 request: the action's response,
-// or for a grpc_pass location (no action) a 400 saying gRPC needs HTTP/2.
-// It returns the status and the body bytes written; 444 closes the
-// connection without a response.
-func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action) (code, bodyLen int) {
-	hd := w.Header()
+// h1Respond writes the answer to an HTTP/1 request through the response
+// phase (filter.go): the action's response, or for a grpc_pass location
+// (no action) a 400 saying gRPC needs HTTP/2. It returns the status and
+// the body bytes written; 444 closes the connection without a response.
+// Trailers (add_trailer) are not sent: the body has a Content-Length, and
+// nginx sends trailers over HTTP/1.1 only with chunked encoding.
+func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action, f *filterCtx) (code, bodyLen int) {
 	if act == nil {
+		hd := w.Header()
 		hd.Set("Content-Type", "text/plain; charset=utf-8")
-		hd.Set("Server", "gproxy")
+		for _, h := range f.headerPhase(nil, http.StatusBadRequest) {
+			hd.Add(h.Name, h.Value)
+		}
 		w.WriteHeader(http.StatusBadRequest)
 		n, _ := w.Write([]byte(grpcNeedsHTTP2))
 		return http.StatusBadRequest, n
@@ -135,21 +167,18 @@ func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action) (cod
 		}
 		return act.Code, 0
 	}
-	body, ctype := actionBody(act)
-	hd.Set("Server", "gproxy")
-	if act.Location != "" {
-		hd.Set("Location", act.Location)
+	fields, body, _ := pageFields(act, f, req.Method)
+	code, _ = strconv.Atoi(fields[0].Value)
+	hd := w.Header()
+	for _, h := range fields[1:] {
+		hd.Add(h.Name, h.Value)
 	}
-	if ctype != "" {
-		hd.Set("Content-Type", ctype)
-	}
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(act.Code)
+	w.WriteHeader(code)
 	if req.Method == http.MethodHead {
-		return act.Code, 0
+		return code, 0
 	}
 	n, _ := w.Write([]byte(body))
-	return act.Code, n
+	return code, n
 }
 
 // logHTTP1 writes the access log line of an HTTP/1 request. Header sizes

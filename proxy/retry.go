@@ -9,6 +9,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/upstream"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Next upstream (grpc_next_upstream, _tries, _timeout), nginx's rules:
@@ -90,7 +91,7 @@ func (c *call) retryLocked(ft string, unprocessed bool, cause error) bool {
 	}
 	now := time.Now()
 	tried := append(c.tried, c.peer)
-	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now, RemoteAddr: c.remote, Key: c.key}, tried)
+	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now, RemoteAddr: c.remote(), Key: c.key}, tried)
 	if err != nil {
 		c.logError(msgNoLive, actConnecting, "")
 		return false
@@ -172,12 +173,15 @@ var nextUpstreamStatus = map[string]struct {
 // the grpc_next_upstream type it matches when grpc_next_upstream lists it
 // ("" otherwise), whether it is a failed attempt for max_fails, and
 // whether it proves the call unprocessed (a trailers-only UNAVAILABLE).
-func (c *call) responseFailure(status string, end bool, grpcStatus string) (ft string, failed, unprocessed bool) {
+func (c *call) responseFailure(status string, end bool, fields []hpack.HeaderField) (ft string, failed, unprocessed bool) {
+	if status == "200" {
+		if end && headerValue(fields, "grpc-status") == "14" && c.nextUpstream("http_503") {
+			return "http_503", true, true
+		}
+		return "", false, false
+	}
 	if m, ok := nextUpstreamStatus[status]; ok && c.nextUpstream(m.ft) {
 		return m.ft, m.failed, false
-	}
-	if end && status == "200" && grpcStatus == "14" && c.nextUpstream("http_503") {
-		return "http_503", true, true
 	}
 	return "", false, false
 }

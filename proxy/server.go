@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
@@ -30,6 +32,7 @@ type Server struct {
 	log   *zap.Logger
 	pools *upstream.Set
 	cur   atomic.Pointer[running]
+	zones *limit.Zones // limit_req and limit_conn states, kept across reloads
 
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
@@ -57,12 +60,16 @@ type running struct {
 	// (server `return`, no location matched).
 	locs    map[*config.Location]locRun
 	servers map[*config.Server]*accesslog.Logger
+
+	pools *upstream.Set // for groups made at run time (dynpass.go)
+	dyn   dynamicGroups
 }
 
 // locRun is the running state of one location.
 type locRun struct {
-	group *upstream.Group   // grpc_pass target; nil without grpc_pass
-	log   *accesslog.Logger // nil when access_log is off there
+	group  *upstream.Group   // grpc_pass target; nil without grpc_pass
+	log    *accesslog.Logger // nil when access_log is off there
+	access *access.Phase     // nil when the location has no access phase
 }
 
 // loggerFor returns the access log of an answer given for srv at loc
@@ -83,10 +90,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{
 		log:      log,
 		pools:    upstream.NewSet(nil, upstreamLimits()),
+		zones:    limit.NewZones(),
 		conns:    make(map[*clientConn]struct{}),
 		maxConns: int64(cfg.WorkerConnections),
 	}
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -102,14 +110,16 @@ func upstreamLimits() h2.Limits {
 }
 
 // build makes the running configuration of cfg. Its access log Set is
-// open on success; on error nothing stays open.
-func (s *Server) build(cfg *config.Config) (*running, error) {
+// open on success; on error nothing stays open. With check, no access log
+// is opened (rc.logs stays nil): the configuration is only judged.
+func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	rc := &running{
 		cfg:       cfg,
 		groups:    make(map[*config.Upstream]*upstream.Group),
 		listeners: make(map[string]*route.Listener),
 		locs:      make(map[*config.Location]locRun),
 		servers:   make(map[*config.Server]*accesslog.Logger),
+		pools:     s.pools,
 	}
 	tbl, err := route.New(cfg.HTTP)
 	if err != nil {
@@ -122,11 +132,15 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 		}
 		rc.listeners[l.Network+" "+l.Address] = l
 	}
-	if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
-		return nil, err
+	if !check {
+		if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.buildGroups(rc); err != nil {
-		rc.logs.Close()
+	if err := s.buildGroups(rc, check); err != nil {
+		if rc.logs != nil {
+			rc.logs.Close()
+		}
 		return nil, err
 	}
 	return rc, nil
@@ -141,8 +155,9 @@ func (rc *running) stopGroups() {
 }
 
 // buildGroups makes the upstream groups of rc and resolves each server's
-// and location's running state.
-func (s *Server) buildGroups(rc *running) error {
+// and location's running state. Unless check (gproxy -t), it starts the
+// groups' health checks and DNS re-resolution.
+func (s *Server) buildGroups(rc *running, check bool) error {
 	h := rc.cfg.HTTP
 	if h == nil {
 		return nil
@@ -160,25 +175,40 @@ func (s *Server) buildGroups(rc *running) error {
 		}
 		rc.groups[u] = g
 	}
-	// Health checks and DNS re-resolution run while the configuration
-	// does (stopGroups ends them).
-	for _, g := range rc.groups {
-		g.Start()
-	}
-	var walk func([]*config.Location)
-	walk = func(locs []*config.Location) {
+	var zones access.Zones
+	zones.Req, zones.Conn = s.zones.Bind(h.LimitReqZones, h.LimitConnZones)
+	var walk func([]*config.Location) error
+	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
-			if l.GRPCPass != nil {
+			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
 				lr.group = rc.groups[l.GRPCPass.Upstream]
 			}
+			ph, err := access.New(&l.Settings, l.LimitExcept, rc.table, zones, s.log)
+			if err != nil {
+				return err
+			}
+			lr.access = ph
 			rc.locs[l] = lr
-			walk(l.Locations)
+			if err := walk(l.Locations); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	for _, srv := range h.Servers {
 		rc.servers[srv] = rc.logs.For(&srv.Settings)
-		walk(srv.Locations)
+		if err := walk(srv.Locations); err != nil {
+			rc.stopGroups()
+			return err
+		}
+	}
+	// Health checks and DNS re-resolution run while the configuration
+	// does (stopGroups ends them).
+	if !check {
+		for _, g := range rc.groups {
+			g.Start()
+		}
 	}
 	return nil
 }
@@ -194,9 +224,12 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
-			if gp := l.GRPCPass; gp != nil {
+			for _, gp := range locationPasses(l) {
 				if gp.Scheme == "grpcs" {
 					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+				}
+				if gp.Upstream == nil {
+					continue // resolved per call (dynpass.go)
 				}
 				o := opts[gp.Upstream]
 				if o == nil {
@@ -286,7 +319,7 @@ func (s *Server) Addrs() []net.Addr {
 // kept. On error the old configuration stays. Changing the set of
 // listeners is not supported yet and is an error.
 func (s *Server) Reload(cfg *config.Config) error {
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -416,4 +449,31 @@ func (s *Server) untrack(c *clientConn) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// Check builds the running configuration of cfg as New does, then
+// releases it, opening no listener, log file or backend connection:
+// `gproxy -t` calls it so that every configuration gproxy would refuse to
+// start with fails the test too, with the same message (one predicate,
+// not a copy of it).
+func Check(cfg *config.Config) error {
+	s := &Server{log: zap.NewNop(), pools: upstream.NewSet(nil, upstreamLimits()), conns: map[*clientConn]struct{}{}, zones: limit.NewZones()}
+	defer s.pools.Close()
+	_, err := s.build(cfg, true)
+	return err
+}
+
+// locationPasses lists the grpc_pass targets of a location: its own and
+// those inside its if blocks.
+func locationPasses(l *config.Location) []*config.GRPCPass {
+	var out []*config.GRPCPass
+	if l.GRPCPass != nil {
+		out = append(out, l.GRPCPass)
+	}
+	for _, st := range l.Rewrite {
+		if st.If != nil && st.If.GRPCPass != nil {
+			out = append(out, st.If.GRPCPass)
+		}
+	}
+	return out
 }

@@ -1,11 +1,17 @@
 // Package upstream owns backends: groups built from `upstream {}` blocks (or
-// the implicit group of `grpc_pass host:port`), the balancing picker, and a
-// pool of multiplexed HTTP/2 connections per server. It knows nothing about
-// client connections: the engine asks a Group for a Peer per stream, opens
-// the stream through the Peer's Pool, and reports how it ended with
-// Peer.Done, which feeds nginx's passive health (max_fails, fail_timeout;
-// see health.go). Retrying on another peer (grpc_next_upstream) is the
-// engine's: it asks again with PickNext.
+// the implicit group of `grpc_pass host:port`), the balancing methods, the
+// state of each server, and a pool of multiplexed HTTP/2 connections per
+// server. It knows nothing about client connections: the engine asks a
+// Group for a Peer per stream, opens the stream through the Peer's Pool,
+// and reports how it ended with Peer.Done, which feeds nginx's passive
+// health (max_fails, fail_timeout; see health.go). Retrying on another
+// peer (grpc_next_upstream) is the engine's: it asks again with PickNext.
+//
+// Each balancing method is a picker (picker.go): an immutable snapshot of
+// the peers' state, rebuilt by Group.rebuild whenever that state changes,
+// so that a pick takes no lock. What changes the state: passive failures
+// (Peer.Done), active health checks (Group.SetHealthy), outlier ejection
+// (Group.Eject) and DNS re-resolution (Group.SetPeers).
 package upstream
 
 import (

@@ -65,16 +65,24 @@ func buildHash(b *config.Balance, all []*Peer, up []bool) picker {
 	return &hashPicker{newWeightedPeers(all, up)}
 }
 
+// rehashPrefix[n] is the decimal text of n, the prefix of the key at the
+// n-th rehash.
+var rehashPrefix = func() (p [maxRehash + 1][]byte) {
+	for i := range p {
+		p[i] = strconv.AppendInt(nil, int64(i), 10)
+	}
+	return p
+}()
+
 func (pk *hashPicker) pick(info *StreamInfo, tried []*Peer) *Peer {
 	if len(pk.all) < 2 || len(info.Key) == 0 {
 		return pk.rr.pick(info, tried)
 	}
 	var sum uint64
-	var buf [20]byte
 	for rehash := 0; rehash <= maxRehash; rehash++ {
 		var c uint32
 		if rehash > 0 {
-			c = crc32.Update(c, crc32.IEEETable, strconv.AppendUint(buf[:0], uint64(rehash), 10))
+			c = crc32.Update(c, crc32.IEEETable, rehashPrefix[rehash])
 		}
 		c = crc32.Update(c, crc32.IEEETable, info.Key)
 		sum += uint64((c >> 16) & 0x7fff)

@@ -71,8 +71,12 @@ func (g *Group) failed(p *Peer) {
 	p.fails.Store(n)
 	p.lastFail = now
 	if int(n) >= p.MaxFails {
-		p.until.Store(now + ft)
-		g.rebuild()
+		// Only the change from available rebuilds the pickers: the
+		// streams still in flight on a dead peer fail in a burst, and
+		// each only moves its time (recheck notices a later one).
+		if p.until.Swap(now+ft) == 0 {
+			g.rebuild()
+		}
 	}
 }
 
@@ -125,8 +129,20 @@ func (g *Group) recheck(now time.Time, tried []*Peer) *Peer {
 		changed = true
 		break
 	}
-	if changed {
+	if changed || g.nextDue() != g.snap.Load().recheck {
 		g.rebuild()
 	}
 	return probe
+}
+
+// nextDue is what rebuild would set as the snapshot's recheck time; g.mu
+// is held.
+func (g *Group) nextDue() int64 {
+	var due int64
+	for _, p := range g.peers {
+		if t := p.dueBack(); !p.Down && t != 0 && (due == 0 || t < due) {
+			due = t
+		}
+	}
+	return due
 }

@@ -290,3 +290,44 @@ func TestMethodsMaxConns(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPickMethods is BenchmarkPick for each balancing method: Pick
+// and Done of a successful stream from all Ps at once, three servers
+// weighted 5,1,1.
+func BenchmarkPickMethods(b *testing.B) {
+	for _, bal := range []config.Balance{
+		{Method: "round_robin"}, {Method: "least_conn"}, {Method: "ip_hash"},
+		{Method: "hash"}, {Method: "hash", Consistent: true},
+		{Method: "random"}, {Method: "random", Two: true},
+	} {
+		name := bal.Method
+		if bal.Consistent {
+			name += "_consistent"
+		}
+		if bal.Two {
+			name += "_two"
+		}
+		b.Run(name, func(b *testing.B) {
+			u := &config.Upstream{Name: "up", Balance: bal, Servers: []config.UpstreamServer{
+				{Address: "10.0.0.1:1", Weight: 5, MaxFails: 1},
+				{Address: "10.0.0.2:1", Weight: 1, MaxFails: 1},
+				{Address: "10.0.0.3:1", Weight: 1, MaxFails: 1},
+			}}
+			g, err := NewGroup(u, newTestSet(), GroupOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				info := &StreamInfo{Key: []byte("user-12345"), RemoteAddr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 5000}}
+				for pb.Next() {
+					p, err := g.Pick(info)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Done(Outcome{})
+				}
+			})
+		})
+	}
+}

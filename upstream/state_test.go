@@ -170,3 +170,38 @@ func TestMaxConnsRoundRobin(t *testing.T) {
 		t.Fatalf("after a slot freed: %v %v", p, err)
 	}
 }
+
+// TestFailureBurstRebuildsOnce: the streams in flight on a peer that dies
+// fail one after another; only the first change (available to not)
+// rebuilds the pickers, and the later failures still push its return out.
+func TestFailureBurstRebuildsOnce(t *testing.T) {
+	g, clk := healthGroup(t, 1, time.Second, 1, 1)
+	a := g.Peers()[0]
+	var held []*Peer
+	for range 20 {
+		p, _ := g.Pick(&StreamInfo{Start: clk.now()})
+		if p == a {
+			held = append(held, p)
+		} else {
+			p.Done(Outcome{})
+		}
+	}
+	held[0].Done(Outcome{Failed: true})
+	snap := g.snap.Load()
+	clk.advance(500 * time.Millisecond)
+	for _, p := range held[1:] {
+		p.Done(Outcome{Failed: true})
+	}
+	if g.snap.Load() != snap {
+		t.Fatal("a failure of an already unavailable peer rebuilt the pickers")
+	}
+	// a's fail_timeout now ends 1s after the last failure, not the first.
+	clk.advance(700 * time.Millisecond)
+	if got := seq(t, g, &StreamInfo{Start: clk.now()}, 3); got != "bbb" {
+		t.Fatalf("1.2s after the first failure, 0.7s after the last: %s, want bbb", got)
+	}
+	clk.advance(400 * time.Millisecond)
+	if got := seq(t, g, &StreamInfo{Start: clk.now()}, 3); !strings.Contains(got, "a") {
+		t.Fatalf("after fail_timeout: %s, want a probed", got)
+	}
+}

@@ -44,6 +44,12 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return (ref.arg == "host" && r.Authority != "") || hasHeader(r.Headers, ref.arg)
 	case vSentHTTP:
 		return hasHeader(r.ResponseHeaders, ref.arg)
+	case vUpstreamHTTP:
+		return hasHeader(r.UpstreamHeaders, ref.arg)
+	case vUpstreamTrailer:
+		return hasHeader(r.UpstreamTrailers, ref.arg)
+	case vSentTrailer:
+		return hasHeader(r.ResponseTrailers, ref.arg)
 	case vContentType:
 		return hasHeader(r.Headers, "content_type")
 	case vContentLength:
@@ -62,6 +68,10 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return r.GRPCStatus != ""
 	case vGRPCMessage:
 		return r.GRPCMessage != ""
+	case vLimitReqStatus:
+		return r.LimitReqStatus != ""
+	case vLimitConnStatus:
+		return r.LimitConnStatus != ""
 	}
 	return true
 }
