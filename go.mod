@@ -3,6 +3,7 @@ module github.com/gproxy/gproxy
 go 1.26.8
 
 require (
+	github.com/miekg/dns v1.1.73
 	github.com/tufanbarisyildirim/gonginx v0.0.0-20260220081509-8e17ce617db3
 	go.uber.org/zap v1.28.0
 	golang.org/x/net v0.62.0

@@ -75,6 +75,7 @@ type call struct {
 	grpcStatus     int
 	connectTimeout time.Duration
 	picked         time.Time        // when peer was picked
+	headerAt       time.Time        // when the response header came; zero before
 	peerFailed     bool             // this attempt failed, as max_fails counts
 	tries          int              // attempts so far (peers picked)
 	tried          []*upstream.Peer // peers of earlier attempts
@@ -298,6 +299,7 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 	if !c.respStarted {
 		st := f.PseudoValue("status")
 		c.respStarted = true
+		c.headerAt = time.Now()
 		if lg := c.lg; lg != nil {
 			lg.upStatus = parseHTTPStatus(st)
 			lg.status = lg.upStatus
@@ -519,6 +521,15 @@ func (c *call) finishLocked(err error, reset bool) {
 	}
 }
 
+// headerTime is the time from the pick to the response header (least_time
+// header); 0 when no header came.
+func (c *call) headerTime() time.Duration {
+	if c.headerAt.IsZero() {
+		return 0
+	}
+	return c.headerAt.Sub(c.picked)
+}
+
 // reportLocked tells the current peer how its attempt ended, and adds the
 // attempt to the access log record.
 func (c *call) reportLocked(err error, reset bool, now time.Time) {
@@ -529,6 +540,7 @@ func (c *call) reportLocked(err error, reset bool, now time.Time) {
 		BytesSent:     c.reqBytes,
 		BytesReceived: c.respBytes,
 		Duration:      now.Sub(c.picked),
+		HeaderTime:    c.headerTime(),
 		Failed:        c.peerFailed,
 	})
 	if lg := c.lg; lg != nil {

@@ -132,6 +132,14 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 	return rc, nil
 }
 
+// stopGroups ends the health checks and re-resolution of rc's groups, once
+// rc no longer takes new streams.
+func (rc *running) stopGroups() {
+	for _, g := range rc.groups {
+		g.Stop()
+	}
+}
+
 // buildGroups makes the upstream groups of rc and resolves each server's
 // and location's running state.
 func (s *Server) buildGroups(rc *running) error {
@@ -144,11 +152,18 @@ func (s *Server) buildGroups(rc *running) error {
 		return err
 	}
 	for _, u := range order {
+		opts[u].Log = s.log
 		g, err := upstream.NewGroup(u, s.pools, *opts[u])
 		if err != nil {
+			rc.stopGroups()
 			return err
 		}
 		rc.groups[u] = g
+	}
+	// Health checks and DNS re-resolution run while the configuration
+	// does (stopGroups ends them).
+	for _, g := range rc.groups {
+		g.Start()
 	}
 	var walk func([]*config.Location)
 	walk = func(locs []*config.Location) {
@@ -193,6 +208,10 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
 				o.SocketKeepalive = o.SocketKeepalive || g.SocketKeepalive
 				o.ReadBufferSize = max(o.ReadBufferSize, g.BufferSize)
+				for _, hc := range l.HealthChecks {
+					o.HealthChecks = append(o.HealthChecks, upstream.HealthCheck{
+						HealthCheck: hc, ConnectTimeout: g.ConnectTimeout, ReadTimeout: g.ReadTimeout})
+				}
 			}
 			if err := walk(l.Locations); err != nil {
 				return err
@@ -273,10 +292,12 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	old := s.cur.Load()
 	if !sameListeners(old, rc) {
+		rc.stopGroups()
 		rc.logs.Close()
 		return errors.New("changing listen addresses or their parameters needs a restart of gproxy for now")
 	}
 	s.cur.Store(rc)
+	old.stopGroups()
 	// Streams still running on old log through its Loggers to every
 	// destination rc shares (accesslog.Set.Close keeps those open).
 	old.logs.Close()
@@ -325,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.wg.Wait()
+		s.cur.Load().stopGroups()
 		s.pools.Close()
 		s.cur.Load().logs.Close() // after the last stream logged: flushes
 		return nil
@@ -346,6 +368,7 @@ func (s *Server) Close() error {
 	for _, l := range s.listeners {
 		l.stopHTTP1(nil)
 	}
+	s.cur.Load().stopGroups()
 	s.pools.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gproxy/gproxy/parser/config"
 )
 
@@ -53,6 +55,9 @@ type Outcome struct {
 	BytesReceived int64 // response bytes received from upstream
 	// Duration is the time since the peer was picked for this stream.
 	Duration time.Duration
+	// HeaderTime is the time from the pick to the response header; 0
+	// when none arrived (least_time header).
+	HeaderTime time.Duration
 	// Failed marks an unsuccessful attempt as nginx counts it for
 	// max_fails: an error or timeout while connecting, sending the request
 	// or reading the response header, an invalid response header, and a
@@ -85,6 +90,8 @@ type Group struct {
 	opt   GroupOptions
 	// clock is time.Now; tests replace it.
 	clock func() time.Time
+
+	dyn dynamic // health checks and re-resolution (dynamic.go)
 }
 
 // Peer is one upstream server address.
@@ -124,6 +131,8 @@ type Peer struct {
 	removed atomic.Bool
 
 	health
+	lat     latency      // least_time (leasttime.go)
+	outlier outlierState // gproxy_outlier_detection (outlier.go)
 }
 
 // Active returns the number of streams in progress on the peer.
@@ -169,6 +178,12 @@ func (p *Peer) full() bool { return p.MaxConns > 0 && p.active.Load() >= p.MaxCo
 // health.go).
 func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
+	if u := p.Group.Config; u.Balance.Method == "least_time" {
+		p.observeLatency(&u.Balance, o)
+	}
+	if od := p.Group.Config.Outlier; od != nil {
+		p.observeOutlier(od, o)
+	}
 	if o.Failed {
 		p.failures.Add(1)
 		p.Group.failed(p)
@@ -192,6 +207,12 @@ type GroupOptions struct {
 	// connections read responses into (the largest of the locations using
 	// the group); 0 keeps the codec's default.
 	ReadBufferSize int
+	// HealthChecks are the health_check directives of the locations
+	// using the group (dynamic.go).
+	HealthChecks []HealthCheck
+	// Log is the error log of health checks and re-resolution; nil
+	// logs nothing.
+	Log *zap.Logger
 }
 
 // NewGroup builds a group: a peer per address of each server line (a name
@@ -212,8 +233,8 @@ func NewGroup(u *config.Upstream, set *Set, opt GroupOptions) (*Group, error) {
 	var peers []*Peer
 	for i := range u.Servers {
 		sv := &u.Servers[i]
-		if sv.Resolve || sv.Service != "" {
-			return nil, fmt.Errorf("server parameter \"resolve\" is not supported yet by gproxy in %s", pos(sv.Pos, u.Pos))
+		if sv.Resolve {
+			continue // its peers come from DNS once the group starts (dynamic.go)
 		}
 		addrs, network, err := resolve(sv.Address)
 		if err != nil {
@@ -236,7 +257,7 @@ func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
 	if w <= 0 {
 		w = 1
 	}
-	return &Peer{
+	p := &Peer{
 		Addr:        addr,
 		Network:     network,
 		Weight:      w,
@@ -249,6 +270,9 @@ func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
 		FailTimeout: sv.FailTimeout,
 		MaxConns:    int64(sv.MaxConns),
 	}
+	// A mandatory health check holds a new peer back until it passes.
+	p.unhealthy.Store(g.opt.mandatory())
+	return p
 }
 
 // HashKey returns the key template of a `hash` group, whose value the

@@ -30,6 +30,9 @@ type Set struct {
 
 	mu    sync.Mutex
 	pools map[poolKey]*Pool
+
+	// health remembers peers' health across reloads (dynamic.go).
+	health healthMemory
 }
 
 type poolKey struct{ upstream, network, addr string }

@@ -65,13 +65,15 @@ func TestAllDown(t *testing.T) {
 // TestUnsupported: a server line with resolve (re-resolved names are not
 // built yet) is an error naming FILE:LINE, never a group that silently
 // resolves once.
-func TestUnsupported(t *testing.T) {
+// TestResolveServerWaitsForDNS: a server marked resolve is not resolved
+// at load; its peers come from DNS once the group starts (dynamic.go).
+func TestResolveServerWaitsForDNS(t *testing.T) {
 	set := NewSet(nil, h2.DefaultLimits())
 	u := &config.Upstream{Name: "b", Balance: config.Balance{Method: "round_robin"},
 		Servers: []config.UpstreamServer{{Address: "10.0.0.1:1", Resolve: true, Pos: config.Pos{File: "n.conf", Line: 9}}}}
-	_, err := NewGroup(u, set, GroupOptions{})
-	if err == nil || !strings.Contains(err.Error(), "not supported yet by gproxy in n.conf:9") {
-		t.Errorf("got %v", err)
+	g, err := NewGroup(u, set, GroupOptions{})
+	if err != nil || len(g.Peers()) != 0 {
+		t.Errorf("NewGroup = %v peers, %v", len(g.Peers()), err)
 	}
 }
 
