@@ -150,3 +150,33 @@ func TestResponseContentLength(t *testing.T) {
 		t.Fatal("the stream was not reset")
 	}
 }
+
+// TestHeaderTimeout: a client that stops in the middle of a frame is
+// closed after client_header_timeout (between one and two times it).
+func TestHeaderTimeout(t *testing.T) {
+	lim := DefaultLimits()
+	lim.HeaderTimeout = 100 * time.Millisecond
+	r := newRaw(t, lim, &replier{})
+	r.headers(1, true)                                    // one stream, answered: the connection is busy, not idle
+	r.nc.Write([]byte{0, 0, 8, byte(http2.FramePing), 0}) // half a frame header
+	start := time.Now()
+	r.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := r.fr.ReadFrame(); err != nil {
+			break
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("closed after %v, want about 100-200ms", d)
+	}
+}
+
+// TestBodyTimeout: a stream whose request body stops coming is reset with
+// CANCEL after client_body_timeout.
+func TestBodyTimeout(t *testing.T) {
+	lim := DefaultLimits()
+	lim.BodyTimeout = 100 * time.Millisecond
+	r := newRaw(t, lim, &replier{silent: true})
+	r.headers(1, false)
+	r.expectRST(1, http2.ErrCodeCancel)
+}
