@@ -1,6 +1,9 @@
 package h2
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Input path. An idle connection should cost little more than its socket
 // and its parked reader goroutine, so no read buffer stays with it: while
@@ -117,8 +120,10 @@ func (c *Conn) waitIdle() error {
 }
 
 // floodSlack is the frame overhead a connection may send beyond its
-// payload, as nginx allows.
-const floodSlack = 1 << 20
+// payload, as nginx allows: 1 MiB (settable for tests only).
+var floodSlack atomic.Int64
+
+func init() { floodSlack.Store(1 << 20) }
 
 // checkFlood applies nginx's flood rule to a Server-role connection: once
 // an eighth of the bytes read exceeds the useful payload (DATA and
@@ -127,7 +132,7 @@ const floodSlack = 1 << 20
 // SETTINGS or CONTINUATION floods) and the connection is closed with
 // ENHANCE_YOUR_CALM.
 func (c *Conn) checkFlood() error {
-	if c.role == Server && c.rd.total/8 > c.payload+floodSlack {
+	if c.role == Server && c.rd.total/8 > c.payload+floodSlack.Load() {
 		return errFlood
 	}
 	return nil
