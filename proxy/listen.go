@@ -633,8 +633,10 @@ func (s *Server) drainIdle() int {
 		c.h2.GoAway()
 		time.AfterFunc(drainGrace, func() { c.h2.Close() })
 	}
-	if len(cands) > 0 {
-		s.log.Info("worker_connections reached, closed idle connections", zap.Int("closed", len(cands)))
+	// nginx warns at most once a second.
+	if now := time.Now().Unix(); len(cands) > 0 && s.drainLogged.Swap(now) != now {
+		s.log.Warn("worker_connections are not enough, reusing connections",
+			zap.Int64("worker_connections", s.maxConns), zap.Int("closed", len(cands)))
 	}
 	return len(cands)
 }

@@ -38,7 +38,9 @@ type Server struct {
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
 	freed    atomic.Int64 // slots drainIdle freed that no accept took yet
-	connSeq  atomic.Uint64
+	// drainLogged is the unix second of drainIdle's last warning.
+	drainLogged atomic.Int64
+	connSeq     atomic.Uint64
 
 	mu        sync.Mutex
 	listeners []*listener
