@@ -49,6 +49,9 @@ func defaultSettings() config.Settings {
 		HTTP2ChunkSize:            8 << 10,
 		ResolverTimeout:           30 * time.Second,
 		DefaultType:               "text/plain",
+		Limits: config.LimitSettings{
+			ReqStatus: 503, ReqLogLevel: "error", ConnStatus: 503, ConnLogLevel: "error",
+		},
 		GRPC: config.GRPCSettings{
 			ConnectTimeout: 60 * time.Second,
 			ReadTimeout:    60 * time.Second,
@@ -146,6 +149,9 @@ type httpState struct {
 	// logBuffers maps a buffered access log's path to its first
 	// definition: nginx opens each file once, with one buffer.
 	logBuffers map[string]config.Log
+	// zones are the shared memory zones named so far (limit.go).
+	zones     map[string]*shmZone
+	zoneOrder []string
 }
 
 type listenAddr struct {
@@ -169,6 +175,7 @@ type serverState struct {
 type locState struct {
 	l   *config.Location
 	lvl *level
+	lmt *level // the limit_except block's directives; nil without one
 }
 
 func setHTTP(l *loader, _ *block, n *lex.Node) error {
@@ -259,6 +266,7 @@ func (l *loader) mergeLocations(locs []*config.Location, parent config.Settings)
 				il.ifb.Settings = &st
 			}
 		}
+		finishLimitExcept(ls)
 		if err := l.mergeLocations(loc.Locations, loc.Settings); err != nil {
 			return err
 		}

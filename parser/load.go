@@ -170,7 +170,7 @@ func (l *loader) run(data []byte) error {
 	if n := l.listeningSockets(); n > l.cfg.WorkerConnections {
 		return &Diagnostic{Level: "emerg", Msg: fmt.Sprintf("%d worker_connections are not enough for %d listening sockets", l.cfg.WorkerConnections, n)}
 	}
-	return nil
+	return l.checkZones()
 }
 
 // readFile tokenizes one file and walks its directives in context b.

@@ -35,6 +35,7 @@ var ctxNames = []struct {
 }{
 	{cMain, "main"}, {cEvents, "events"}, {cHTTP, "http"}, {cServer, "server"},
 	{cLoc, "location"}, {cLIF, "if in location"}, {cSIF, "if in server"}, {cUps, "upstream"},
+	{cLmt, "limit_except"},
 }
 
 // argSpec is the set of argument counts a directive accepts: bit n set
@@ -105,8 +106,8 @@ var table map[string][]command
 // commandLists are the per-module tables, in nginx's module order.
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
-	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, ignoredCommands,
-	unsupportedCommands,
+	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands, limitCommands,
+	ignoredCommands, unsupportedCommands,
 }
 
 func init() {

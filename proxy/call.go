@@ -11,6 +11,7 @@ import (
 
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
 	"golang.org/x/net/http2"
@@ -101,7 +102,9 @@ type call struct {
 	// error pages); its request is a copy kept only when those need it.
 	filter filterCtx
 	rc     *running
-	status int // :status of the response sent to the client; 0 before
+	status int         // :status of the response sent to the client; 0 before
+	held   limit.Held  // limit_conn counts, released when the call ends
+	delay  *time.Timer // limit_req's wait before begin; nil when none
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -184,11 +187,30 @@ var replayPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // begin opens the upstream stream (or arranges for it to open when a
 // connection is ready) and starts the timer. Called from HandleStream.
 func (c *call) begin(connectTimeout time.Duration) {
-	c.lastUp.Store(c.start.UnixNano())
+	c.beginAt(connectTimeout, c.start)
+}
+
+// beginAfter begins the call after limit_req's delay d, from a timer:
+// no goroutine waits. Request DATA arriving meanwhile waits in pend,
+// within the stream window the client was given; a client that gives
+// up ends the call at once (HandleReset), stopping the timer.
+func (c *call) beginAfter(connectTimeout, d time.Duration) {
 	c.mu.Lock()
 	defer c.unlock()
+	c.picked = c.start // for the outcome of a call cancelled while it waits
+	c.delay = time.AfterFunc(d, func() { c.beginAt(connectTimeout, time.Now()) })
+}
+
+// beginAt begins the call as if the peer had been picked at picked.
+func (c *call) beginAt(connectTimeout time.Duration, picked time.Time) {
+	c.lastUp.Store(picked.UnixNano())
+	c.mu.Lock()
+	defer c.unlock()
+	if c.done {
+		return // the client gave up while limit_req delayed the call
+	}
 	c.connectTimeout = connectTimeout
-	c.picked = c.start
+	c.picked = picked
 	c.tries = 1
 	c.replay = c.maxTries() > 1 && c.nextUpstream("error")
 	c.armTimerLocked()
@@ -631,6 +653,10 @@ func (c *call) finishLocked(err error, reset bool) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	if c.delay != nil {
+		c.delay.Stop()
+	}
+	c.held.Release()
 	if !c.reqEnd && !reset {
 		c.cs.ResetAfterEnd(http2.ErrCodeNo)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
@@ -91,6 +92,17 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		return nil
 	}
 	lr := rc.locs[loc.Config]
+	var ar access.Result
+	if lr.access != nil {
+		if ar = lr.access.Run(r); ar.Status != 0 {
+			ar.Held.Release()
+			fields, body := refuseStream(s, r, &ar, f.StreamEnded(), rc, fc)
+			if lr.log != nil {
+				c.logRefused(lr.log, f, &ar, fields, body)
+			}
+			return nil
+		}
+	}
 	g := lr.group
 	if gp := r.IfPass; gp != nil || g == nil {
 		if gp == nil {
@@ -99,6 +111,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		var target string
 		var err error
 		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
+			ar.Held.Release()
 			msg := "grpc_pass " + strconv.Quote(target) + ": " + err.Error()
 			fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 			s.WriteHeaders(fields, true)
@@ -109,9 +122,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			return nil
 		}
 	}
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
 	peer, err := g.Pick(&info)
 	if err != nil {
+		ar.Held.Release()
 		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
 		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 		s.WriteHeaders(fields, true)
@@ -131,6 +145,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		held:        ar.Held,
 	}
 	cl.filter = filterCtx{st: st, tbl: rc.table}
 	cl.rc = rc
@@ -156,6 +171,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		cl.lg.r.RequestLength = fieldsSize(f.Fields)
 	}
 	s.SetHandler(cl)
+	if ar.Delay > 0 {
+		cl.beginAfter(st.GRPC.ConnectTimeout, ar.Delay)
+		return cl
+	}
 	cl.begin(st.GRPC.ConnectTimeout)
 	return cl
 }
@@ -185,6 +204,25 @@ func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, 
 	r.BodyBytesSent = int64(body)
 	r.BytesSent = fieldsSize(fields) + int64(body)
 	r.RequestLength = fieldsSize(f.Fields)
+	lg.Log(r)
+}
+
+// logRefused writes the access log line of a stream the access phase
+// refused: $status is the HTTP status nginx would log (403, 401, 503...),
+// and for a gRPC call $grpc_status the status sent.
+func (c *clientConn) logRefused(lg *accesslog.Logger, f *http2.MetaHeadersFrame, ar *access.Result,
+	fields []hpack.HeaderField, body int) {
+	r := &c.req
+	r.End = time.Now()
+	r.Status = ar.Status
+	r.ResponseHeaders = fields
+	r.BodyBytesSent = int64(body)
+	r.BytesSent = fieldsSize(fields) + int64(body)
+	r.RequestLength = fieldsSize(f.Fields)
+	if g := headerValue(fields, "grpc-status"); g != "" {
+		r.GRPCStatus = g
+		r.GRPCMessage = headerValue(fields, "grpc-message")
+	}
 	lg.Log(r)
 }
 

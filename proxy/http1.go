@@ -92,6 +92,30 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if st != nil && hc != nil && !keepAlive(st, hc, r.Start) {
 		w.Header().Set("Connection", "close")
 	}
+	if act == nil && loc != nil {
+		if ph := rc.locs[loc.Config].access; ph != nil {
+			ar := ph.Run(r)
+			defer ar.Held.Release()
+			if ar.Status != 0 {
+				code, body := refuseHTTP1(w, req, &ar, rc, &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r})
+				if lg := rc.loggerFor(srv, loc); lg != nil {
+					logHTTP1(lg, r, req, w.Header(), code, body)
+				}
+				return
+			}
+			if ar.Delay > 0 {
+				// limit_req's delay: this request's goroutine (net/http
+				// has one per connection) waits, or stops waiting when
+				// the client goes away.
+				t := time.NewTimer(ar.Delay)
+				select {
+				case <-t.C:
+				case <-req.Context().Done():
+					t.Stop()
+				}
+			}
+		}
+	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
 	if act != nil {
 		act, fc = rc.errorPage(act, fc)

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
@@ -30,6 +32,7 @@ type Server struct {
 	log   *zap.Logger
 	pools *upstream.Set
 	cur   atomic.Pointer[running]
+	zones *limit.Zones // limit_req and limit_conn states, kept across reloads
 
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
@@ -64,8 +67,9 @@ type running struct {
 
 // locRun is the running state of one location.
 type locRun struct {
-	group *upstream.Group   // grpc_pass target; nil without grpc_pass
-	log   *accesslog.Logger // nil when access_log is off there
+	group  *upstream.Group   // grpc_pass target; nil without grpc_pass
+	log    *accesslog.Logger // nil when access_log is off there
+	access *access.Phase     // nil when the location has no access phase
 }
 
 // loggerFor returns the access log of an answer given for srv at loc
@@ -86,6 +90,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{
 		log:      log,
 		pools:    upstream.NewSet(nil, upstreamLimits()),
+		zones:    limit.NewZones(),
 		conns:    make(map[*clientConn]struct{}),
 		maxConns: int64(cfg.WorkerConnections),
 	}
@@ -159,20 +164,32 @@ func (s *Server) buildGroups(rc *running) error {
 		}
 		rc.groups[u] = g
 	}
-	var walk func([]*config.Location)
-	walk = func(locs []*config.Location) {
+	var zones access.Zones
+	zones.Req, zones.Conn = s.zones.Bind(h.LimitReqZones, h.LimitConnZones)
+	var walk func([]*config.Location) error
+	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
 			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
 				lr.group = rc.groups[l.GRPCPass.Upstream]
 			}
+			ph, err := access.New(&l.Settings, l.LimitExcept, rc.table, zones, s.log)
+			if err != nil {
+				return err
+			}
+			lr.access = ph
 			rc.locs[l] = lr
-			walk(l.Locations)
+			if err := walk(l.Locations); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	for _, srv := range h.Servers {
 		rc.servers[srv] = rc.logs.For(&srv.Settings)
-		walk(srv.Locations)
+		if err := walk(srv.Locations); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -413,7 +430,7 @@ func (s *Server) untrack(c *clientConn) {
 // start with fails the test too, with the same message (one predicate,
 // not a copy of it).
 func Check(cfg *config.Config) error {
-	s := &Server{log: zap.NewNop(), pools: upstream.NewSet(nil, upstreamLimits()), conns: map[*clientConn]struct{}{}}
+	s := &Server{log: zap.NewNop(), pools: upstream.NewSet(nil, upstreamLimits()), zones: limit.NewZones(), conns: map[*clientConn]struct{}{}}
 	defer s.pools.Close()
 	_, err := s.build(cfg, true)
 	return err

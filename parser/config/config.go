@@ -96,6 +96,11 @@ type HTTP struct {
 	// UpstreamByName indexes Upstreams; implicit upstreams created for
 	// `grpc_pass host:port` are not listed here.
 	UpstreamByName map[string]*Upstream
+
+	// LimitReqZones and LimitConnZones are the limit_req_zone and
+	// limit_conn_zone blocks, in order of definition.
+	LimitReqZones  []*LimitReqZone
+	LimitConnZones []*LimitConnZone
 }
 
 // LogFormat is a named log_format.
@@ -312,6 +317,8 @@ type Location struct {
 	// internal redirects) reach this location; a client request for it
 	// gets 404.
 	Internal bool
+	// LimitExcept is the location's limit_except block; nil if none.
+	LimitExcept *LimitExcept
 
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
@@ -415,6 +422,9 @@ type Settings struct {
 
 	GRPC GRPCSettings
 	SSL  SSLSettings
+
+	Access AccessSettings // allow, deny, satisfy, auth_basic, realip
+	Limits LimitSettings  // limit_req, limit_conn
 
 	// AddHeaders and AddTrailers are add_header and add_trailer, in
 	// order; a level that has none inherits its parent's list as a whole.

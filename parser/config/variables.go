@@ -12,6 +12,7 @@ var Variables = []string{
 	"request_time", "bytes_sent", "body_bytes_sent", "request_length", "connection",
 	"connection_requests", "pid", "upstream_addr", "upstream_status", "upstream_response_time",
 	"upstream_connect_time", "grpc_status", "grpc_message", "proxy_add_x_forwarded_for",
+	"binary_remote_addr", "realip_remote_addr", "realip_remote_port", "limit_req_status", "limit_conn_status",
 }
 
 // VariablePrefixes are the families of variables named after a request

@@ -25,6 +25,14 @@ const grpcErrorPages = `
     error_page 502 = /error502grpc;
     error_page 504 = /error504grpc;
     error_page 503 = @unavailable;
+    error_page 403 = /error403grpc;
+    location = /error403grpc {
+        internal;
+        default_type application/grpc;
+        add_header grpc-status 7;
+        add_header grpc-message "forbidden by policy";
+        return 204;
+    }
     location = /error502grpc {
         internal;
         default_type application/grpc;
@@ -49,7 +57,8 @@ const grpcErrorPages = `
 
 // TestErrorPageGRPC: for each way a call fails before the backend answers
 // (connection refused, no live upstream, grpc_read_timeout, an upstream
-// HTTP 503 with grpc_intercept_errors), a grpc-go client gets exactly the
+// HTTP 503 with grpc_intercept_errors, a refusal of the access phase), a
+// grpc-go client gets exactly the
 // status and message the configured error page sets. nginx sends the page
 // as HTTP 204, which grpc-go reports as Unknown: the documented
 // difference.
@@ -79,6 +88,7 @@ server {
     location /down/ { grpc_pass grpc://down; }
     location /slow/ { grpc_pass grpc://slow; grpc_read_timeout 300ms; }
     location /busy/ { grpc_pass grpc://busy; grpc_intercept_errors on; }
+    location /denied/ { deny all; grpc_pass grpc://busy; }
 }
 `, refused, refused, slow, http503, addr, grpcErrorPages))
 	if differs(t, "nginx", "nginx answers the error page with HTTP 204, which gRPC clients report as Unknown") {
@@ -95,6 +105,7 @@ server {
 		{"no live upstreams", "/down/Call", codes.Unavailable, "unavailable"},
 		{"read timeout", "/slow/Call", codes.DeadlineExceeded, "deadline exceeded"},
 		{"upstream 503 intercepted", "/busy/Call", codes.ResourceExhausted, "busy"},
+		{"access phase refusal (deny)", "/denied/Call", codes.PermissionDenied, "forbidden by policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,9 @@ type Request struct {
 
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// ConnAddr is the connection's own client address when the realip
+	// module replaced RemoteAddr ($realip_remote_addr); nil otherwise.
+	ConnAddr net.Addr
 
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
@@ -75,6 +78,12 @@ type Request struct {
 	GRPCStatus  string // grpc-status sent to the client ($grpc_status)
 	GRPCMessage string // grpc-message sent to the client ($grpc_message)
 
+	// LimitReqStatus and LimitConnStatus are $limit_req_status and
+	// $limit_conn_status: "PASSED", "DELAYED", "REJECTED",
+	// "DELAYED_DRY_RUN", "REJECTED_DRY_RUN"; "" when no limit applied.
+	LimitReqStatus  string
+	LimitConnStatus string
+
 	// IfPass is the grpc_pass of the last if block whose condition held
 	// and that has one: the request is proxied there.
 	IfPass *config.GRPCPass
@@ -103,6 +112,14 @@ type UpstreamAttempt struct {
 	// negative prints "-".
 	ResponseTime time.Duration
 	ConnectTime  time.Duration
+}
+
+// realIPAddr is the connection's client address, before realip.
+func (r *Request) realIPAddr() net.Addr {
+	if r.ConnAddr != nil {
+		return r.ConnAddr
+	}
+	return r.RemoteAddr
 }
 
 // uri returns the normalised URI of the request (see NormalizePath),

@@ -68,6 +68,10 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return r.GRPCStatus != ""
 	case vGRPCMessage:
 		return r.GRPCMessage != ""
+	case vLimitReqStatus:
+		return r.LimitReqStatus != ""
+	case vLimitConnStatus:
+		return r.LimitConnStatus != ""
 	}
 	return true
 }

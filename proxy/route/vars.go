@@ -58,6 +58,11 @@ const (
 	vUpstreamConnectTime
 	vGRPCStatus
 	vGRPCMessage
+	vBinaryRemoteAddr
+	vRealIPRemoteAddr
+	vRealIPRemotePort
+	vLimitReqStatus
+	vLimitConnStatus
 	// Families with an argument.
 	vHTTP            // http_NAME
 	vSentHTTP        // sent_http_NAME
@@ -114,6 +119,11 @@ var builtinVars = map[string]varKind{
 	"upstream_connect_time":     vUpstreamConnectTime,
 	"grpc_status":               vGRPCStatus,
 	"grpc_message":              vGRPCMessage,
+	"binary_remote_addr":        vBinaryRemoteAddr,
+	"realip_remote_addr":        vRealIPRemoteAddr,
+	"realip_remote_port":        vRealIPRemotePort,
+	"limit_req_status":          vLimitReqStatus,
+	"limit_conn_status":         vLimitConnStatus,
 }
 
 // varRef is a resolved variable name.
@@ -283,6 +293,10 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return r.GRPCStatus, true
 	case vGRPCMessage:
 		return r.GRPCMessage, true
+	case vLimitReqStatus:
+		return r.LimitReqStatus, true
+	case vLimitConnStatus:
+		return r.LimitConnStatus, true
 	case vHTTP:
 		return headerValue(r.Headers, ref.arg, r.Authority)
 	case vSentHTTP:
@@ -325,6 +339,12 @@ func (t *Table) appendValue(dst []byte, ref varRef, r *Request, depth int) []byt
 		return appendIP(dst, r.RemoteAddr)
 	case vRemotePort:
 		return appendPort(dst, r.RemoteAddr)
+	case vBinaryRemoteAddr:
+		return appendBinaryIP(dst, r.RemoteAddr)
+	case vRealIPRemoteAddr:
+		return appendIP(dst, r.realIPAddr())
+	case vRealIPRemotePort:
+		return appendPort(dst, r.realIPAddr())
 	case vServerAddr:
 		return appendIP(dst, r.LocalAddr)
 	case vServerPort:
@@ -516,9 +536,28 @@ func appendIP(dst []byte, a net.Addr) []byte {
 	return append(dst, host...)
 }
 
+// appendBinaryIP is $binary_remote_addr: the address in network byte
+// order, 4 bytes for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6,
+// "unix:" for Unix sockets.
+func appendBinaryIP(dst []byte, a net.Addr) []byte {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if ip4 := a.IP.To4(); ip4 != nil {
+			return append(dst, ip4...)
+		}
+		return append(dst, a.IP.To16()...)
+	case *net.UnixAddr:
+		return append(dst, "unix:"...)
+	}
+	return dst
+}
+
 func appendPort(dst []byte, a net.Addr) []byte {
 	switch a := a.(type) {
 	case *net.TCPAddr:
+		if a.Port == 0 { // an address realip took from a header without a port
+			return dst
+		}
 		return strconv.AppendInt(dst, int64(a.Port), 10)
 	case *net.UnixAddr, nil:
 		return dst
