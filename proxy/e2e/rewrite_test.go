@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // echoBackend is an HTTP/2 backend that answers every request with a gRPC
@@ -94,9 +95,16 @@ server {
         set $args c=$arg_c;
         grpc_pass grpc://ua;
     }
+    location /sethost/ {
+        grpc_set_header Host custom;
+        grpc_pass grpc://ua;
+    }
+    location /unix/ {
+        grpc_pass grpc://unix:%s;
+    }
 }
-`, a, b, addr))
-	check := func(path, hdrKey, hdrVal, wantWho, wantPath string) {
+`, a, b, addr, unixBackend(t, "u")))
+	check := func(path, hdrKey, hdrVal, wantWho, wantPath string, wantAuthority ...string) {
 		t.Helper()
 		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, x string, _ *tls.Config) (net.Conn, error) {
 			var d net.Dialer
@@ -121,6 +129,9 @@ server {
 		if got := resp.Header.Get("x-path"); wantPath != "" && got != wantPath {
 			t.Errorf("%s: backend got :path %q, want %q", path, got, wantPath)
 		}
+		if got := resp.Header.Get("x-authority"); len(wantAuthority) > 0 && got != wantAuthority[0] {
+			t.Errorf("%s: backend got authority %q, want %q", path, got, wantAuthority[0])
+		}
 	}
 	check("/old/x.Svc/M", "", "", "a", "/new/x.Svc/M")
 	check("/brk/x.Svc/M", "", "", "a", "/moved/x.Svc/M")
@@ -130,9 +141,32 @@ server {
 	check("/ifpass/S/M", "x-backend", "b", "b", "")
 	check("/ifpass/S/M", "", "", "a", "")
 	check("/args/S/M?c=1&d=2", "", "", "a", "/args/S/M?c=1")
+	check("/dyn/S/M", "", "", "a", "", "ua")
+	check("/sethost/S/M", "", "", "a", "", "custom")
+	check("/unix/S/M", "", "", "u", "", "localhost")
 
 	resp := h2cCall(t, addr, "/redir/x")
 	if resp.StatusCode != 301 || !strings.HasSuffix(resp.Header.Get("location"), "/elsewhere") {
 		t.Errorf("/redir/x: %d %q, want 301 to /elsewhere", resp.StatusCode, resp.Header.Get("location"))
 	}
+}
+
+// unixBackend is echoBackend on a Unix socket; it returns the socket path.
+func unixBackend(t *testing.T, who string) string {
+	t.Helper()
+	path := t.TempDir() + "/grpc.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/grpc")
+		w.Header().Set("x-authority", r.Host)
+		w.Header().Set("x-who", who)
+		w.Header().Set("grpc-status", "0")
+		w.WriteHeader(http.StatusOK)
+	}), &http2.Server{})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return path
 }
