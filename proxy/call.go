@@ -433,6 +433,11 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if r := c.filter.r; r != nil {
 			r.UpstreamHeaders = f.Fields
 		}
+		if lg := c.lg; lg != nil {
+			// A trailers-only response's fields are headers, as nginx
+			// reads them: $upstream_trailer_* stay empty.
+			lg.r.UpstreamHeaders = f.Fields
+		}
 		fields = c.filter.headerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
 		if end {
 			fields = c.filter.trailerPhase(fields, c.status)
@@ -451,6 +456,10 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		}
 		if c.filter.hasTrailers(c.status) {
 			fields = c.filter.trailerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
+		}
+		if lg := c.lg; lg != nil {
+			lg.r.UpstreamTrailers = f.Fields
+			lg.r.ResponseTrailers = fields
 		}
 	}
 	if end {

@@ -56,7 +56,9 @@ func (t *Table) appendMap(dst []byte, m *mapVar, r *Request, depth int) []byte {
 	if m.hostnames && strings.HasSuffix(src, ".") {
 		src = src[:len(src)-1]
 	}
-	if src != "" {
+	// An empty source is a key like any other (`"" none;` matches a
+	// variable that is empty or not found, as in nginx).
+	if src != "" || !m.hostnames {
 		key := src
 		if hasUpper(key) {
 			key = strings.ToLower(key)
