@@ -188,6 +188,9 @@ server {
     location = /50x.html { return 200 "sorry\n"; }
     location /down { return 503; }
     location /ok { add_header x-ok $uri; return 200 "fine\n"; }
+    location = /secret { internal; return 200 "secret\n"; }
+    location /missing { error_page 404 = @gone; return 404; }
+    location @gone { return 410 "gone\n"; }
 }
 `, addr))
 	get := func(path string) (*http.Response, string) {
@@ -207,6 +210,14 @@ server {
 	}
 	if resp.Header.Get("X-Always") != "yes" {
 		t.Errorf("/down: x-always %q: the page's location defines no add_header, so the server's (always) applies", resp.Header.Get("X-Always"))
+	}
+	resp, body = get("/secret")
+	if resp.StatusCode != 404 {
+		t.Errorf("/secret (internal): %d %q, want 404", resp.StatusCode, body)
+	}
+	resp, body = get("/missing")
+	if resp.StatusCode != 410 || body != "gone\n" {
+		t.Errorf("/missing (error_page 404 = @gone): %d %q, want 410 \"gone\\n\"", resp.StatusCode, body)
 	}
 	resp, body = get("/ok")
 	if resp.StatusCode != 200 || body != "fine\n" || resp.Header.Get("X-Ok") != "/ok" || resp.Header.Get("Server") == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -169,4 +170,62 @@ func unixBackend(t *testing.T, who string) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return path
+}
+
+// TestReturnHeadersHTTP2: add_header and add_trailer on a `return` over
+// HTTP/2, with nginx's status rule (always or not) and inheritance.
+func TestReturnHeadersHTTP2(t *testing.T) {
+	addr := freeAddr(t)
+	startProxy(t, fmt.Sprintf(`
+server {
+    listen %s http2;
+    add_header x-server yes;
+    location /ok {
+        add_header x-uri $uri;
+        add_trailer x-done $request_method;
+        return 200 "fine\n";
+    }
+    location /err {
+        add_header x-plain no;
+        add_header x-always yes always;
+        return 503 "busy\n";
+    }
+    location /inherit {
+        return 200 "ok\n";
+    }
+}
+`, addr))
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
+	defer tr.CloseIdleConnections()
+	get := func(path string) (*http.Response, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	resp, body := get("/ok")
+	if body != "fine\n" || resp.Header.Get("x-uri") != "/ok" || resp.Header.Get("x-server") != "" {
+		t.Errorf("/ok: %q headers %v", body, resp.Header)
+	}
+	if got := resp.Trailer.Get("x-done"); got != "GET" {
+		t.Errorf("/ok: trailer x-done %q, want GET (trailers %v)", got, resp.Trailer)
+	}
+	resp, _ = get("/err")
+	if resp.StatusCode != 503 || resp.Header.Get("x-plain") != "" || resp.Header.Get("x-always") != "yes" {
+		t.Errorf("/err: %d headers %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = get("/inherit")
+	if resp.Header.Get("x-server") != "yes" || resp.Header.Get("server") == "" || resp.Header.Get("date") == "" {
+		t.Errorf("/inherit: headers %v", resp.Header)
+	}
 }
