@@ -628,7 +628,7 @@ func (c *call) failLocked(code int, msg string, cause error) {
 		fields = failFields(c.rc, &c.filter, code, msg, errorCode(code, cause), method)
 		c.cs.WriteHeaders(fields, true)
 		if lg := c.lg; lg != nil {
-			lg.status = http.StatusOK
+			lg.status = parseHTTPStatus(fields[0].Value) // 200, or an error page's own
 			lg.r.ResponseHeaders = fields
 		}
 	case c.msgs.atBoundary():

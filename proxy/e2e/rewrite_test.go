@@ -193,6 +193,15 @@ server {
     location /inherit {
         return 200 "ok\n";
     }
+    location /cors {
+        add_header x-loc yes;
+        if ($request_method = OPTIONS) {
+            add_header Access-Control-Allow-Origin *;
+            add_header Access-Control-Max-Age 1728000;
+            return 204;
+        }
+        return 200 "get\n";
+    }
 }
 `, addr))
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
@@ -200,11 +209,11 @@ server {
 		return d.DialContext(ctx, network, a)
 	}}
 	defer tr.CloseIdleConnections()
-	get := func(path string) (*http.Response, string) {
+	do := func(method, path string) (*http.Response, string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
@@ -213,6 +222,7 @@ server {
 		resp.Body.Close()
 		return resp, string(b)
 	}
+	get := func(path string) (*http.Response, string) { t.Helper(); return do("GET", path) }
 	resp, body := get("/ok")
 	if body != "fine\n" || resp.Header.Get("x-uri") != "/ok" || resp.Header.Get("x-server") != "" {
 		t.Errorf("/ok: %q headers %v", body, resp.Header)
@@ -227,5 +237,15 @@ server {
 	resp, _ = get("/inherit")
 	if resp.Header.Get("x-server") != "yes" || resp.Header.Get("server") == "" || resp.Header.Get("date") == "" {
 		t.Errorf("/inherit: headers %v", resp.Header)
+	}
+	// The grpc-web CORS preflight: the if block's add_header replace the
+	// location's when its condition holds.
+	resp, _ = do("OPTIONS", "/cors")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("x-loc") != "" {
+		t.Errorf("OPTIONS /cors: %d headers %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = get("/cors")
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("x-loc") != "yes" {
+		t.Errorf("GET /cors: %d headers %v", resp.StatusCode, resp.Header)
 	}
 }
