@@ -106,8 +106,8 @@ var table map[string][]command
 // commandLists are the per-module tables, in nginx's module order.
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
-	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands, limitCommands,
-	ignoredCommands, unsupportedCommands,
+	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands,
+	limitCommands, ignoredCommands, unsupportedCommands, dynamicCommands,
 }
 
 func init() {

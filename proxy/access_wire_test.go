@@ -92,7 +92,7 @@ func h1Get(t *testing.T, method, url string, hdr map[string]string) (int, string
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(body)
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate") + resp.Header.Get("X-Refused"), string(body)
 }
 
 // refused reduces a status to what the access phase decided: the refusal
@@ -100,7 +100,7 @@ func h1Get(t *testing.T, method, url string, hdr map[string]string) (int, string
 // needs HTTP/2; nginx 502, no upstream).
 func refusedCode(code int) int {
 	switch code {
-	case 401, 403, 429, 503:
+	case 401, 403, 429, 451, 503:
 		return code
 	}
 	return 0
@@ -129,6 +129,10 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
         location /realip-rec { set_real_ip_from 127.0.0.1; set_real_ip_from 10.0.0.0/8; real_ip_header X-Forwarded-For; real_ip_recursive on; deny 192.0.2.1; grpc_pass grpc://127.0.0.1:9; }
         location /realip-untrusted { set_real_ip_from 10.9.9.9; deny 10.1.1.1; grpc_pass grpc://127.0.0.1:9; }
         location /realip-xri { set_real_ip_from 127.0.0.0/8; deny 10.1.1.1; grpc_pass grpc://127.0.0.1:9; }
+        location /always { deny all; add_header X-Refused yes always; add_header X-Not-Sent no; grpc_pass grpc://127.0.0.1:9; }
+        location /page { deny all; error_page 403 @denied; grpc_pass grpc://127.0.0.1:9; }
+        location /page-auth { auth_basic "P"; auth_basic_user_file %[1]s; error_page 401 = @denied; grpc_pass grpc://127.0.0.1:9; }
+        location @denied { add_header X-Refused page always; return 451 "refused here\n"; }
 `, htp)
 	_, naddr := nginxtest.Start(t, "access_log off;\nserver {\nlisten {ADDR};\n"+locations+"}\n")
 	port := freePort(t)
@@ -158,6 +162,7 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
 		{"GET", "/realip-untrusted", map[string]string{"X-Real-IP": "10.1.1.1"}},
 		{"GET", "/realip-xri", map[string]string{"X-Real-IP": "10.1.1.1"}},
 		{"GET", "/realip-xri", map[string]string{"X-Real-IP": "garbage"}},
+		{"GET", "/always", nil}, {"GET", "/page", nil}, {"GET", "/page-auth", nil},
 	}
 	for _, u := range users {
 		cases = append(cases,
@@ -176,6 +181,11 @@ func TestAccessHTTP1AgainstNginx(t *testing.T) {
 			t.Errorf("%s: body\nnginx:  %q\ngproxy: %q", name, nb, gb)
 		}
 	}
+	// error_page without "=" keeps the refusal's status, with the page's
+	// body and headers (nginx agrees, above).
+	if c, h, b := h1Get(t, "GET", "http://"+gaddr+"/page", nil); c != 403 || h != "page" || b != "refused here\n" {
+		t.Errorf("error_page for a refusal: %d %q %q", c, h, b)
+	}
 }
 
 // TestAccessGRPCStatuses checks the gRPC statuses of refused calls with a
@@ -192,6 +202,15 @@ http {
     server {
         listen 127.0.0.1:%d http2;
         location /grpc.testing.TestService/EmptyCall { deny all; grpc_pass grpc://%s; }
+        location /grpc.testing.TestService/StreamingInputCall {
+            deny all; error_page 403 = @grpc403; grpc_pass grpc://%[2]s;
+        }
+        location @grpc403 {
+            default_type application/grpc;
+            add_header grpc-status 7;
+            add_header grpc-message "not from here";
+            return 204;
+        }
         location /grpc.testing.TestService/UnaryCall {
             auth_basic "gRPC"; auth_basic_user_file %s; grpc_pass grpc://%s;
         }
@@ -222,6 +241,14 @@ http {
 	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("sha512:nope")))
 	if _, err := cl.UnaryCall(bad, &testpb.SimpleRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("wrong password: %v, want Unauthenticated", err)
+	}
+	// The gRPC error-page pattern applies to refusals too.
+	st, err := cl.StreamingInputCall(ctx)
+	if err == nil {
+		_, err = st.CloseAndRecv()
+	}
+	if s, _ := status.FromError(err); s.Code() != codes.PermissionDenied || s.Message() != "not from here" {
+		t.Errorf("error page for a refused call: %v", err)
 	}
 	if be.calls.Load() != 1 {
 		t.Errorf("backend served %d calls, want 1", be.calls.Load())
@@ -380,4 +407,225 @@ http {
 		time.Sleep(10 * time.Millisecond)
 	}
 	st2.CloseSend()
+}
+
+// TestLimitReqHTTP1AgainstNginx sends the same sequence of HTTP/1.1
+// requests to nginx and gproxy behind limit_req (rate=1r/m, so nothing
+// drains during the test) and compares which are refused and with which
+// status and page.
+func TestLimitReqHTTP1AgainstNginx(t *testing.T) {
+	body := `access_log off;
+    limit_req_zone $binary_remote_addr zone=a:64k rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=b:64k rate=1r/m;
+    limit_req_zone $binary_remote_addr zone=c:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=conn:64k;
+    server {
+        listen %s;
+        location /nodelay { limit_req zone=a burst=2 nodelay; grpc_pass grpc://127.0.0.1:9; }
+        location /status { limit_req zone=b; limit_req_status 429; grpc_pass grpc://127.0.0.1:9; }
+        location /dry { limit_req zone=c; limit_req_dry_run on; limit_conn conn 1; grpc_pass grpc://127.0.0.1:9; }
+    }
+`
+	_, naddr := nginxtest.Start(t, fmt.Sprintf(body, "{ADDR}"))
+	port := freePort(t)
+	startProxy(t, fmt.Sprintf("events {}\nhttp {\n"+body+"}\n", fmt.Sprintf("127.0.0.1:%d", port)))
+	gaddr := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, path := range []string{"/nodelay", "/status", "/dry"} {
+		for i := 0; i < 5; i++ {
+			nc, _, nb := h1Get(t, "GET", "http://"+naddr+path, nil)
+			gc, _, gb := h1Get(t, "GET", "http://"+gaddr+path, nil)
+			if refusedCode(nc) != refusedCode(gc) {
+				t.Errorf("%s #%d: nginx %d, gproxy %d", path, i+1, nc, gc)
+				continue
+			}
+			if refusedCode(nc) != 0 && strings.ReplaceAll(nb, "nginx/1.22.1", "gproxy") != gb {
+				t.Errorf("%s #%d: body\nnginx:  %q\ngproxy: %q", path, i+1, nb, gb)
+			}
+		}
+	}
+}
+
+// TestAccessVariablesLogged: $limit_req_status, $limit_conn_status,
+// $remote_addr after realip and $realip_remote_addr in the access log.
+func TestAccessVariablesLogged(t *testing.T) {
+	be := startBackend(t)
+	ls := startLogSite(t, `events {}
+http {
+    log_format lim '$limit_req_status $limit_conn_status $remote_addr $realip_remote_addr $grpc_status $status';
+    access_log logs/lim.log lim;
+    limit_req_zone $binary_remote_addr zone=r:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=c:64k;
+    set_real_ip_from 127.0.0.1;
+    server {
+        listen 127.0.0.1:%d http2;
+        location / { limit_req zone=r burst=1 nodelay; limit_conn c 10; grpc_pass grpc://`+be.addr+`; }
+    }
+}
+`)
+	cl := testgrpc.NewTestServiceClient(dial(t, ls.addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "x-real-ip", "192.0.2.7")
+	for i := 0; i < 3; i++ {
+		cl.EmptyCall(ctx, &testpb.Empty{})
+	}
+	matchLines(t, waitLines(t, ls.log("lim.log"), 3),
+		`^PASSED PASSED 192\.0\.2\.7 127\.0\.0\.1 0 200$`,
+		`^PASSED PASSED 192\.0\.2\.7 127\.0\.0\.1 0 200$`,
+		`^REJECTED - 192\.0\.2\.7 127\.0\.0\.1 8 503$`)
+}
+
+// TestLimitReqDelay: a call over the rate waits (DELAYED in the log) and
+// then succeeds; a call whose wait is longer than the client's deadline
+// ends when the client gives up, and the limit_conn count it held while
+// waiting is released.
+func TestLimitReqDelay(t *testing.T) {
+	be := startBackend(t)
+	ls := startLogSite(t, `events {}
+http {
+    log_format lim '$uri $limit_req_status $grpc_status';
+    access_log logs/lim.log lim;
+    limit_req_zone $binary_remote_addr zone=tenth:64k rate=10r/s;
+    limit_req_zone $binary_remote_addr zone=slow:64k rate=1r/m;
+    limit_conn_zone $binary_remote_addr zone=c:64k;
+    server {
+        listen 127.0.0.1:%d http2;
+        location /grpc.testing.TestService/EmptyCall { limit_req zone=tenth burst=5; grpc_pass grpc://`+be.addr+`; }
+        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=50; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+        location / { limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+    }
+}
+`)
+	cl := testgrpc.NewTestServiceClient(dial(t, ls.addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		if _, err := cl.EmptyCall(ctx, &testpb.Empty{}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if _, err := cl.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatalf("first slow call: %v", err)
+	}
+	// The second waits a minute: the client gives up first. While it
+	// waits it holds its limit_conn count, so a probe elsewhere in the zone
+	// is refused. (A probe that passes holds the count for a moment: a
+	// waiting call arriving then is refused instead, and is sent again.)
+	var done chan error
+	held := false
+	for attempt := 0; attempt < 20 && !held; attempt++ {
+		done = make(chan error, 1)
+		go func() {
+			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer dcancel()
+			_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
+			done <- err
+		}()
+	probe:
+		for {
+			select {
+			case err := <-done:
+				if status.Code(err) != codes.ResourceExhausted {
+					t.Fatalf("waiting call: %v", err)
+				}
+				break probe // lost the race to a probe: try again
+			default:
+			}
+			_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+			if status.Code(err) == codes.ResourceExhausted {
+				held = true
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !held {
+		t.Fatal("no limit_conn count held by a waiting call")
+	}
+	if err := <-done; status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("waiting call: %v, want DeadlineExceeded", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		if status.Code(err) == codes.Unimplemented {
+			break // reached the backend: the count was released
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("count not released after the client gave up: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := waitLines(t, ls.log("lim.log"), 6)
+	var delayed int
+	for _, l := range lines {
+		if strings.HasPrefix(l, "/grpc.testing.TestService/EmptyCall DELAYED 0") {
+			delayed++
+		}
+	}
+	if delayed != 1 {
+		t.Errorf("want one DELAYED EmptyCall in:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestRealIPAgainstNginx is nginx-tests' realip.t through both servers
+// over HTTP/1.1: X-IP carries $remote_addr as each sees it.
+func TestRealIPAgainstNginx(t *testing.T) {
+	body := `access_log off;
+    add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32;
+    set_real_ip_from 10.0.1.0/24;
+    server {
+        listen %s;
+        location / { grpc_pass grpc://127.0.0.1:9; }
+        location /custom { real_ip_header X-Real-IP-Custom; grpc_pass grpc://127.0.0.1:9; }
+        location /1 { real_ip_header X-Forwarded-For; real_ip_recursive off; grpc_pass grpc://127.0.0.1:9; }
+        location /2 { real_ip_header X-Forwarded-For; real_ip_recursive on; grpc_pass grpc://127.0.0.1:9; }
+    }
+    server {
+        listen %s;
+        return 204;
+    }
+`
+	_, n1 := nginxtest.Start(t, fmt.Sprintf(body, "{ADDR}", "127.0.0.1:"+fmt.Sprint(freePort(t))))
+	g1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startProxy(t, "events {}\nhttp {\n"+fmt.Sprintf(body, g1, g2)+"}\n")
+	// nginx's second server: read its port back from the same template.
+	_, n2 := nginxtest.Start(t, `access_log off; add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32; server { listen {ADDR}; return 204; }`)
+	get := func(addr, path string, hdr http.Header) string {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header = hdr
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-IP")
+	}
+	cases := []struct {
+		path string
+		hdr  http.Header
+		want string // nginx-tests' expectation
+	}{
+		{"/", http.Header{"X-Real-Ip": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/custom", http.Header{"X-Real-Ip-Custom": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"10.0.0.1, 192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1, 10.0.1.1, 127.0.0.1"}}, "127.0.0.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1, 192.0.2.1, 127.0.0.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1", "127.0.0.1, 10.0.1.1"}}, "10.0.1.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1", "192.0.2.1", "127.0.0.1"}}, "192.0.2.1"},
+	}
+	for _, c := range cases {
+		n, g := get(n1, c.path, c.hdr), get(g1, c.path, c.hdr)
+		if n != c.want || g != c.want {
+			t.Errorf("%s %v: nginx %s, gproxy %s, want %s", c.path, c.hdr, n, g, c.want)
+		}
+	}
+	// realip post read: a server-level return sees the real address.
+	h := http.Header{"X-Real-Ip": {"192.0.2.1"}}
+	if n, g := get(n2, "/", h), get(g2, "/", h); n != "192.0.2.1" || g != n {
+		t.Errorf("return 204: nginx %s, gproxy %s", n, g)
+	}
 }

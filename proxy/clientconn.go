@@ -12,6 +12,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -27,8 +28,11 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
+	tls      *route.TLS    // nil on cleartext
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
+	key      []byte // scratch for the `hash` key of a stream
+	info     upstream.StreamInfo
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -74,6 +78,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		ConnID:       c.id,
 		ConnRequests: c.requests,
 		Start:        now,
+		TLS:          c.tls,
+	}
+	if c.tls != nil {
+		r.Scheme = "https"
 	}
 	lst := rc.listeners[c.ln.key]
 	if lst == nil {
@@ -82,7 +90,22 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if msg := rc.refusal(srv, c.tls); msg != "" {
+		act = refuseAction(msg, r)
+		if act.Code == 0 {
+			fields := trailersOnly(codeUnauthenticated, msg)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lg := rc.loggerFor(srv, loc); lg != nil {
+				c.logAnswer(lg, f, &route.Action{Code: http.StatusOK}, fields, 0)
+			}
+			return nil
+		}
+	}
 	if act != nil {
 		act, fc = rc.errorPage(act, fc)
 		fields, body := respond(s, act, fc, r.Method)
@@ -96,18 +119,19 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	if lr.access != nil {
 		if ar = lr.access.Run(r); ar.Status != 0 {
 			ar.Held.Release()
-			fields, body := refuseStream(s, r, &ar, f.StreamEnded(), rc, fc)
+			fields, body := refuseStream(s, rc, fc, r, &ar, f.StreamEnded())
 			if lr.log != nil {
 				c.logRefused(lr.log, f, &ar, fields, body)
 			}
 			return nil
 		}
 	}
-	g := lr.group
+	g, scheme := lr.group, lr.scheme
 	if gp := r.IfPass; gp != nil || g == nil {
 		if gp == nil {
 			gp = loc.Config.GRPCPass
 		}
+		scheme = schemeOf(gp)
 		var target string
 		var err error
 		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
@@ -122,10 +146,19 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			return nil
 		}
 	}
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
-	peer, err := g.Pick(&info)
+	// info is the connection's scratch: through the picker interface a
+	// local one would escape, an allocation per stream.
+	info := &c.info
+	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
+	if key := g.HashKey(); key != nil {
+		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
+		info.Key = c.key
+	}
+	peer, err := g.Pick(info)
 	if err != nil {
 		ar.Held.Release()
+		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
+			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
 		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 		s.WriteHeaders(fields, true)
@@ -146,6 +179,18 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
 		held:        ar.Held,
+		conn:        c,
+		server:      srv,
+		method:      r.Method,
+		path:        r.Path,
+		host:        r.Authority,
+	}
+	if r.ConnAddr != nil {
+		cl.realIP = r.RemoteAddr // for ip_hash on a retry and the error log
+	}
+	if info.Key != nil {
+		// Kept for PickNext; the scratch serves the next stream.
+		cl.key = append([]byte(nil), info.Key...)
 	}
 	cl.filter = filterCtx{st: st, tbl: rc.table}
 	cl.rc = rc
@@ -163,7 +208,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			cl.deadline = now.Add(d)
 		}
 	}
-	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", upstreamAuthority(g.Name), loc, rc.table, r)
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, scheme, upstreamAuthority(g.Name), loc, rc.table, r)
 	if lr.log != nil {
 		// After upstreamRequest, which may have computed $request_id:
 		// the log must show the value sent upstream.
@@ -285,7 +330,5 @@ func actionBody(a *route.Action) (body, ctype string) {
 	if a.Code < 300 || a.Code == 304 {
 		return "", ""
 	}
-	title := strconv.Itoa(a.Code) + " " + http.StatusText(a.Code)
-	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
-		"</h1></center>\r\n<hr><center>gproxy</center>\r\n</body>\r\n</html>\r\n", "text/html"
+	return builtinPage(a.Code), "text/html"
 }

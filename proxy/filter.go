@@ -232,3 +232,14 @@ func failFields(rc *running, f *filterCtx, grpcCode int, msg string, httpCode in
 	fields = f.headerPhase(fields, http.StatusOK)
 	return f.trailerPhase(fields, http.StatusOK)
 }
+
+// isGRPC reports whether a request is a gRPC call by its content-type
+// (application/grpc, application/grpc+proto, ...).
+func isGRPC(r *route.Request) bool {
+	for _, h := range r.Headers {
+		if h.Name == "content-type" {
+			return strings.HasPrefix(h.Value, "application/grpc")
+		}
+	}
+	return false
+}

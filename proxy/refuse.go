@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/h2"
@@ -42,90 +41,39 @@ func refusalCode(res *access.Result) int {
 	return codeInternal
 }
 
-// isGRPC reports whether a request is a gRPC call by its content-type
-// (application/grpc, application/grpc+proto, ...).
-func isGRPC(r *route.Request) bool {
-	for _, h := range r.Headers {
-		if h.Name == "content-type" {
-			return strings.HasPrefix(h.Value, "application/grpc")
-		}
-	}
-	return false
-}
-
 // refuseStream answers an HTTP/2 stream the access phase refused, through
-// the response phase (filter.go): the error_page configured for the
-// status if there is one (the configuration wins), else a gRPC call gets
-// a trailers-only gRPC status (with WWW-Authenticate for 401) and
-// anything else nginx's error page for the status. It returns the fields
-// and body length sent, for the access log.
-func refuseStream(s *h2.Stream, r *route.Request, res *access.Result, reqEnded bool, rc *running, fc *filterCtx) ([]hpack.HeaderField, int) {
-	fc = refusalFilter(fc, res)
-	act := &route.Action{Code: res.Status}
-	if page, pfc := rc.errorPage(act, fc); page != act {
-		pfc = refusalFilter(pfc, res)
-		fields, body := respond(s, page, pfc, r.Method)
-		if !reqEnded {
-			s.ResetAfterEnd(http2.ErrCodeNo)
-		}
-		return fields, body
-	}
+// the response phase like any error of nginx's: an error_page for the
+// status wins; without one a gRPC call gets a trailers-only gRPC status
+// and anything else nginx's page for the status. res.Header (the
+// WWW-Authenticate challenge) goes with it. It returns the fields and body
+// length sent, for the access log.
+func refuseStream(s *h2.Stream, rc *running, fc *filterCtx, r *route.Request, res *access.Result, reqEnded bool) ([]hpack.HeaderField, int) {
 	if isGRPC(r) {
-		fields := fc.headerPhase(trailersOnly(refusalCode(res), res.Message), http.StatusOK)
-		fields = fc.trailerPhase(fields, http.StatusOK)
+		fields := failFields(rc, fc, refusalCode(res), res.Message, res.Status, r.Method)
+		fields = append(fields, res.Header...)
 		s.WriteHeaders(fields, true)
 		if !reqEnded {
 			s.ResetAfterEnd(http2.ErrCodeNo)
 		}
 		return fields, 0
 	}
-	body := errorPage(res.Status)
-	fields := fc.headerPhase([]hpack.HeaderField{{Name: ":status", Value: strconv.Itoa(res.Status)}}, res.Status)
-	fields = append(fields,
-		hpack.HeaderField{Name: "content-type", Value: "text/html"},
-		hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
-	if r.Method == http.MethodHead {
+	act, pfc := rc.errorPage(&route.Action{Code: res.Status}, fc)
+	if act.Close {
+		s.Reset(http2.ErrCodeInternal)
+		return nil, 0
+	}
+	fields, body, trailers := pageFields(act, pfc, r.Method)
+	fields = append(fields, res.Header...)
+	if body == "" {
 		s.WriteHeaders(fields, true)
 		return fields, 0
 	}
 	s.WriteHeaders(fields, false)
-	s.WriteData([]byte(body), true)
+	s.WriteData([]byte(body), len(trailers) == 0)
+	if len(trailers) > 0 {
+		s.WriteHeaders(trailers, true)
+	}
 	return fields, len(body)
-}
-
-// refusalFilter is fc with the refusal's own header fields
-// (WWW-Authenticate) added to what the response phase sends.
-func refusalFilter(fc *filterCtx, res *access.Result) *filterCtx {
-	if len(res.Header) == 0 {
-		return fc
-	}
-	c := *fc
-	c.extra = res.Header
-	return &c
-}
-
-// refuseHTTP1 answers an HTTP/1 request the access phase refused with
-// nginx's status, headers and error page, or the configured error_page,
-// through the response phase.
-func refuseHTTP1(w http.ResponseWriter, req *http.Request, res *access.Result, rc *running, fc *filterCtx) (int, int) {
-	fc = refusalFilter(fc, res)
-	act := &route.Action{Code: res.Status}
-	if page, pfc := rc.errorPage(act, fc); page != act {
-		return h1Respond(w, req, page, refusalFilter(pfc, res))
-	}
-	hd := w.Header()
-	for _, f := range fc.headerPhase(nil, res.Status) {
-		hd.Add(f.Name, f.Value)
-	}
-	body := errorPage(res.Status)
-	hd.Set("Content-Type", "text/html")
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(res.Status)
-	if req.Method == http.MethodHead {
-		return res.Status, 0
-	}
-	n, _ := w.Write([]byte(body))
-	return res.Status, n
 }
 
 // nginxTitles are nginx's reason phrases where they differ from Go's.
@@ -136,8 +84,8 @@ var nginxTitles = map[int]string{
 	http.StatusRequestEntityTooLarge: "Request Entity Too Large",
 }
 
-// errorPage is nginx's built-in page for an error status, signed gproxy.
-func errorPage(code int) string {
+// builtinPage is nginx's built-in page for an error status, signed gproxy.
+func builtinPage(code int) string {
 	text, ok := nginxTitles[code]
 	if !ok {
 		text = http.StatusText(code)

@@ -79,7 +79,7 @@ func TestCLI(t *testing.T) {
 		{name: "help", args: []string{"-h"}, stderr: "~Usage: gproxy [-?hvVtTq] [-s signal] [-p prefix]\n"},
 		{name: "help?", args: []string{"-?"}, stderr: "~  -c filename   : set configuration file (default: /etc/nginx/nginx.conf)\n"},
 		{name: "configure", args: []string{"-V"}, stderr: "~\nbuilt with go"},
-		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_ssl_certificate "},
+		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_pass "},
 		{name: "test ok", args: []string{"-p", prefix, "-c", article, "-t"}, stderr: ok},
 		{name: "test attached", args: []string{"-p" + prefix, "-tc" + article}, stderr: ok},
 		{name: "version and test", args: []string{"-v", "-p", prefix, "-c", article, "-t"},
@@ -91,10 +91,8 @@ func TestCLI(t *testing.T) {
 		{name: "test failed quiet", args: []string{"-p", prefix, "-c", typo, "-tq"}, code: 1,
 			stderr: "gproxy: [emerg] invalid number \"1o24\" in " + typo + ":10\n" +
 				"gproxy: configuration file " + typo + " test failed\n"},
-		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"}, code: 1,
-			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n" +
-				"gproxy: [emerg] \"least_conn\" is not supported yet by gproxy in " + corpus("warn-balancer-redefined.conf") + ":12\n" +
-				"gproxy: configuration file " + corpus("warn-balancer-redefined.conf") + " test failed\n"},
+		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"},
+			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n"},
 		{name: "relative conf", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, stderr: ok},
 		{name: "missing conf", args: []string{"-p", prefix, "-c", "nope.conf", "-t"}, code: 1,
 			stderr: "gproxy: [emerg] open() \"" + prefix + "nope.conf\" failed (2: No such file or directory)\n" +

@@ -161,7 +161,54 @@ type Upstream struct {
 	Resolver        *Resolver
 	ResolverTimeout time.Duration
 
+	// Zone is the zone directive's name, "" without one. gproxy is one
+	// process, so a group's state is shared already; the zone only
+	// satisfies the rules that require one (resolve, health_check).
+	Zone string
+	// Outlier is gproxy_outlier_detection (a gproxy extension); nil when
+	// the upstream does not set it.
+	Outlier *OutlierDetection
+
 	Pos Pos
+}
+
+// OutlierDetection is gproxy_outlier_detection: passive ejection driven by
+// gRPC status, after Envoy's outlier_detection. A peer whose streams end
+// Consecutive times in a row in UNAVAILABLE or INTERNAL (or fail to
+// connect) is ejected for BaseEjectionTime times the number of times it
+// has been ejected, at most MaxEjectionTime; at most MaxEjectionPercent of
+// the group's peers are ejected at once. Each Interval a peer spends
+// without being ejected lowers its ejection count by one.
+type OutlierDetection struct {
+	Consecutive        int           // default 5
+	Interval           time.Duration // default 10s
+	BaseEjectionTime   time.Duration // default 30s
+	MaxEjectionTime    time.Duration // default 300s
+	MaxEjectionPercent int           // default 10
+	Pos                Pos
+}
+
+// HealthCheck is an NGINX Plus `health_check type=grpc ...` in a location:
+// active gRPC health checks (grpc.health.v1.Health/Check) of the servers of
+// the location's grpc_pass group.
+type HealthCheck struct {
+	Interval time.Duration // interval=, default 5s
+	Jitter   time.Duration // jitter=, default 0
+	Fails    int           // fails=, default 1
+	Passes   int           // passes=, default 1
+	Port     int           // port=, 0 = the server's own port
+	// GRPCService is grpc_service= (the HealthCheckRequest's service;
+	// "" asks about the server as a whole).
+	GRPCService string
+	// GRPCStatus is grpc_status=: a non-zero gRPC status that counts as
+	// healthy (for servers without the health service, e.g. 12
+	// UNIMPLEMENTED); -1 when not given.
+	GRPCStatus int
+	// Mandatory: a new server is unhealthy until its first check passes.
+	// Persistent (with Mandatory): after a reload a server keeps the state
+	// it had.
+	Mandatory, Persistent bool
+	Pos                   Pos
 }
 
 // Resolver is a `resolver` directive: DNS servers for names resolved at
@@ -180,7 +227,12 @@ type Balance struct {
 	Consistent bool   // hash ... consistent
 	Two        bool   // random two
 	TwoMethod  string // random two least_conn -> "least_conn"
-	Pos        Pos
+	// LeastTime is least_time's measure (NGINX Plus): "header" (time to
+	// the response header) or "last_byte" (to the end of the response);
+	// Inflight counts streams still running too.
+	LeastTime string
+	Inflight  bool
+	Pos       Pos
 }
 
 // UpstreamServer is one server line of an upstream block.
@@ -312,13 +364,16 @@ type Location struct {
 
 	// GRPCPass is nil when this location does not proxy.
 	GRPCPass *GRPCPass
+	// HealthChecks are the location's health_check directives (NGINX
+	// Plus), which check the servers of GRPCPass's group.
+	HealthChecks []HealthCheck
 
+	// LimitExcept is the location's limit_except block; nil if none.
+	LimitExcept *LimitExcept
 	// Internal is the `internal` directive: only error_page (and other
 	// internal redirects) reach this location; a client request for it
 	// gets 404.
 	Internal bool
-	// LimitExcept is the location's limit_except block; nil if none.
-	LimitExcept *LimitExcept
 
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
@@ -425,7 +480,6 @@ type Settings struct {
 
 	Access AccessSettings // allow, deny, satisfy, auth_basic, realip
 	Limits LimitSettings  // limit_req, limit_conn
-
 	// AddHeaders and AddTrailers are add_header and add_trailer, in
 	// order; a level that has none inherits its parent's list as a whole.
 	AddHeaders  []AddHeader
@@ -500,6 +554,16 @@ type GRPCSettings struct {
 	SSLCertificateKey     string
 	SSLProtocols          []string
 	SSLCiphers            string
+	// SSLPasswordFile is grpc_ssl_password_file: passphrases tried in
+	// turn on an encrypted SSLCertificateKey.
+	SSLPasswordFile string
+	SSLCRL          string // grpc_ssl_crl
+	// SSLSessionReuse is grpc_ssl_session_reuse (default on).
+	SSLSessionReuse bool
+	// SSLConfCommands are grpc_ssl_conf_command name/value pairs.
+	SSLConfCommands [][2]string
+	// SSLPos says where the grpc_ssl_* directives stand, for errors.
+	SSLPos SSLPos
 }
 
 // SSLSettings are the ssl_* directives of http and server.
@@ -520,4 +584,40 @@ type SSLSettings struct {
 	ECDHCurve              string
 	StaplingEnabled        bool
 	CertificateCacheEnable bool
+
+	// PasswordFile is ssl_password_file: passphrases tried in turn on
+	// encrypted keys.
+	PasswordFile string
+	// SessionTicketKeys are the ssl_session_ticket_key files, in order:
+	// the first encrypts new tickets.
+	SessionTicketKeys []string
+	CRL               string // ssl_crl
+	// RejectHandshake is ssl_reject_handshake: refuse TLS handshakes
+	// that select this server.
+	RejectHandshake bool
+	// ConfCommands are ssl_conf_command name/value pairs.
+	ConfCommands [][2]string
+	// Pos says where the ssl_* directives stand, for errors.
+	Pos SSLPos
+}
+
+// SSLPos holds where ssl_* or grpc_ssl_* directives stand, so that the
+// errors of loading their files name FILE:LINE. Certificates and
+// CertificateKeys are parallel to the lists they locate (one entry for
+// grpc_ssl_*); a zero Pos means the directive was not written.
+type SSLPos struct {
+	Certificates       []Pos
+	CertificateKeys    []Pos
+	SessionTicketKeys  []Pos
+	Protocols          Pos
+	Ciphers            Pos
+	ECDHCurve          Pos
+	DHParam            Pos
+	ClientCertificate  Pos
+	TrustedCertificate Pos
+	CRL                Pos
+	PasswordFile       Pos
+	VerifyClient       Pos
+	ConfCommand        Pos
+	Name               Pos
 }

@@ -51,6 +51,15 @@ var Variables = []string{
 	"grpc_message",
 	"limit_req_status",
 	"limit_conn_status",
+	"ssl_protocol",
+	"ssl_cipher",
+	"ssl_server_name",
+	"ssl_session_reused",
+	"ssl_client_verify",
+	"ssl_client_s_dn",
+	"ssl_client_i_dn",
+	"ssl_client_serial",
+	"ssl_client_fingerprint",
 }
 
 // VariablePrefixes are the families of variables named after a header,

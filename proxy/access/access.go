@@ -19,14 +19,16 @@ package access
 
 import (
 	"encoding/base64"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
-	"github.com/gproxy/gproxy/parser/htpasswd"
 	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
@@ -64,8 +66,8 @@ type checks struct {
 	rules      []config.AccessRule
 	satisfyAny bool
 	realm      *config.Template
-	userFile   string
-	users      map[string]*htpasswd.Matcher
+	users      *userFile  // a fixed file name
+	usersVar   *userFiles // a file name with variables
 }
 
 // Zones are the running limit zones a configuration's locations bind to.
@@ -119,14 +121,14 @@ func newChecks(a *config.AccessSettings) (*checks, error) {
 	c := &checks{rules: a.Rules, satisfyAny: a.SatisfyAny}
 	if a.AuthBasic != nil && a.UserFile != nil {
 		c.realm = a.AuthBasic
-		c.userFile = a.UserFile.Path
-		c.users = make(map[string]*htpasswd.Matcher, len(a.UserFile.Users))
-		for _, u := range a.UserFile.Users {
-			m, err := htpasswd.NewMatcher(u.Hash)
+		if t := a.UserFile.Template; t != nil {
+			c.usersVar = &userFiles{tmpl: *t, prefix: a.UserFile.ConfPrefix, files: map[string]*userFile{}}
+		} else {
+			uf, err := newUserFile(a.UserFile)
 			if err != nil {
 				return nil, err
 			}
-			c.users[u.User] = m
+			c.users = uf
 		}
 	}
 	if len(c.rules) == 0 && c.realm == nil {
@@ -201,20 +203,21 @@ func (p *Phase) Run(r *route.Request) Result {
 	return res
 }
 
-// keys expands each limit's zone key for r into buf.
-func (p *Phase) keys(r *route.Request, tpls func(i int) config.Template, n int, buf []byte, out [][]byte) [][]byte {
-	for i := 0; i < n; i++ {
-		start := len(buf)
-		buf = p.tbl.AppendExpand(buf, tpls(i), r)
-		out = append(out, buf[start:len(buf):len(buf)])
-	}
-	return out
-}
+// keyBufs hold the zone keys of one request while its limits decide
+// (route's AppendExpand would move a stack buffer to the heap).
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 func (p *Phase) limitReq(r *route.Request, res *Result) bool {
 	var kb [4][]byte
-	var buf [128]byte
-	keys := p.keys(r, func(i int) config.Template { return p.req[i].Zone.Key }, len(p.req), buf[:0], kb[:0])
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	keys, b := kb[:0], (*bp)[:0]
+	for i := range p.req {
+		start := len(b)
+		b = p.tbl.AppendExpand(b, p.req[i].Zone.Key, r)
+		keys = append(keys, b[start:len(b):len(b)])
+	}
+	*bp = b
 	lr := limit.CheckReq(p.req, keys, p.reqDryRun)
 	r.LimitReqStatus = lr.Status.String()
 	switch lr.Status {
@@ -246,8 +249,15 @@ func (p *Phase) limitReq(r *route.Request, res *Result) bool {
 
 func (p *Phase) limitConn(r *route.Request, res *Result) bool {
 	var kb [4][]byte
-	var buf [128]byte
-	keys := p.keys(r, func(i int) config.Template { return p.conn[i].Zone.Key }, len(p.conn), buf[:0], kb[:0])
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	keys, b := kb[:0], (*bp)[:0]
+	for i := range p.conn {
+		start := len(b)
+		b = p.tbl.AppendExpand(b, p.conn[i].Zone.Key, r)
+		keys = append(keys, b[start:len(b):len(b)])
+	}
+	*bp = b
 	lc := limit.CheckConn(p.conn, keys, p.connDryRun, &res.Held)
 	r.LimitConnStatus = lc.Status.String()
 	switch lc.Status {
@@ -382,9 +392,26 @@ func (p *Phase) auth(c *checks, r *route.Request) (int, []hpack.HeaderField, str
 		p.logf(zapcore.InfoLevel, r, "no user/password was provided for basic authentication")
 		return 401, challenge, "no user/password was provided for basic authentication"
 	}
-	m := c.users[user]
+	uf := c.users
+	var t *userTable
+	if c.usersVar != nil {
+		uf, t = c.usersVar.table(p.tbl.Expand(c.usersVar.tmpl, r))
+	} else {
+		t = uf.table()
+	}
+	if t.err != nil {
+		// nginx: 403 when the file does not exist, 500 for any other
+		// failure (gproxy adds a password format it cannot check).
+		if errors.Is(t.err, fs.ErrNotExist) {
+			p.logf(zapcore.ErrorLevel, r, "open() \""+uf.path+"\" failed (2: No such file or directory)")
+			return 403, nil, "auth_basic_user_file not found"
+		}
+		p.logf(zapcore.ErrorLevel, r, "auth_basic_user_file \""+uf.path+"\": "+t.err.Error())
+		return 500, nil, "auth_basic_user_file cannot be read"
+	}
+	m := t.users[user]
 	if m == nil {
-		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+c.userFile+"\"")
+		p.logf(zapcore.ErrorLevel, r, "user \""+user+"\" was not found in \""+uf.path+"\"")
 		return 401, challenge, "user \"" + user + "\" was not found"
 	}
 	if !m.Match(pass) {
@@ -433,15 +460,31 @@ func milli(v int64) string {
 	return strconv.FormatInt(v/1000, 10) + "." + strings.Repeat("0", 3-len(frac)) + frac
 }
 
-// logf writes an error log line with nginx's request context.
+// logf writes an error log line in nginx's shape: "MSG, client: IP,
+// server: NAME, request: "METHOD PATH PROTO", host: "HOST"", with the
+// client connection's number as the "connection" field (the error log
+// prints it as nginx's "*CONN").
 func (p *Phase) logf(lvl zapcore.Level, r *route.Request, msg string) {
-	if ce := p.log.Check(lvl, msg); ce != nil {
-		ce.Write(
-			zap.String("client", addrString(r.RemoteAddr)),
-			zap.String("request", r.Method+" "+r.Path+" "+r.Proto),
-			zap.String("host", r.Authority),
-		)
+	ce := p.log.Check(lvl, "")
+	if ce == nil {
+		return
 	}
+	var b strings.Builder
+	b.WriteString(msg)
+	b.WriteString(", client: ")
+	b.WriteString(addrString(r.RemoteAddr))
+	b.WriteString(", server: ")
+	if r.Server != nil && len(r.Server.Names) > 0 {
+		b.WriteString(r.Server.Names[0].Name)
+	}
+	b.WriteString(`, request: "`)
+	b.WriteString(r.Method + " " + r.Path + " " + r.Proto)
+	b.WriteByte('"')
+	if r.Authority != "" {
+		b.WriteString(`, host: "` + r.Authority + `"`)
+	}
+	ce.Message = b.String()
+	ce.Write(zap.Uint64("connection", r.ConnID))
 }
 
 func addrString(a net.Addr) string {

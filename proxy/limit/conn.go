@@ -21,12 +21,59 @@ type connState struct {
 	mu    sync.Mutex
 	nodes map[string]*connNode
 	used  int64
+	// idle lists the states no request holds, most recently released
+	// first. nginx frees such a state at once; gproxy keeps it for the
+	// key's next request (saving two allocations per call) and frees
+	// the least recently released when a new key needs the room, so a
+	// zone refuses a new key exactly when nginx's would.
+	idleHead, idleTail *connNode
 }
 
 type connNode struct {
-	key  string
-	conn int
-	cost int64
+	key        string
+	conn       int
+	cost       int64
+	prev, next *connNode // in the idle list while conn == 0
+}
+
+func (st *connState) idlePush(n *connNode) {
+	n.prev, n.next = nil, st.idleHead
+	if st.idleHead != nil {
+		st.idleHead.prev = n
+	}
+	st.idleHead = n
+	if st.idleTail == nil {
+		st.idleTail = n
+	}
+}
+
+func (st *connState) idleRemove(n *connNode) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		st.idleHead = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		st.idleTail = n.prev
+	}
+	n.prev, n.next = nil, nil
+}
+
+// makeRoom frees idle states, least recently released first, until cost
+// more bytes fit; false if they cannot.
+func (st *connState) makeRoom(cost int64) bool {
+	for st.used+cost > st.size {
+		n := st.idleTail
+		if n == nil {
+			return false
+		}
+		st.idleRemove(n)
+		delete(st.nodes, n.key)
+		st.used -= n.cost
+	}
+	return true
 }
 
 // connNodeBase is offsetof(ngx_rbtree_node_t, color) +
@@ -92,8 +139,7 @@ func (r connRef) release() {
 	st.mu.Lock()
 	r.node.conn--
 	if r.node.conn == 0 {
-		delete(st.nodes, r.node.key)
-		st.used -= r.node.cost
+		st.idlePush(r.node)
 	}
 	st.mu.Unlock()
 }
@@ -126,7 +172,7 @@ func CheckConn(limits []Conn, keys [][]byte, dryRun bool, h *Held) ConnResult {
 		switch {
 		case n == nil:
 			cost := slabSize(connNodeBase + len(key))
-			if st.used+cost > st.size {
+			if !st.makeRoom(cost) {
 				st.mu.Unlock()
 				h.Release()
 				return refused(z, dryRun, true)
@@ -138,6 +184,9 @@ func CheckConn(limits []Conn, keys [][]byte, dryRun bool, h *Held) ConnResult {
 			st.mu.Unlock()
 			h.Release()
 			return refused(z, dryRun, false)
+		case n.conn == 0:
+			st.idleRemove(n)
+			n.conn = 1
 		default:
 			n.conn++
 		}

@@ -29,8 +29,9 @@
 // used states idle for 60 s with their excess drained, then the least
 // recently used state outright (ngx_http_limit_req_expire); if none can
 // go (all in use by requests deciding right now) the request is refused
-// as nginx refuses it. A full limit_conn zone refuses new keys until
-// requests end (limit_conn states exist only while requests hold them).
+// as nginx refuses it. A full limit_conn zone refuses a new key while
+// every state in it is held by requests in progress (states no request
+// holds are kept for reuse and freed first when room is needed).
 package limit
 
 import (

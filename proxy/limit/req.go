@@ -107,6 +107,11 @@ const (
 // key skips its limit. dryRun is limit_req_dry_run: nothing is refused or
 // delayed, but the states are accounted as nginx accounts them.
 func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
+	return checkReqAt(limits, keys, dryRun, nowMS())
+}
+
+// checkReqAt is CheckReq at time now (ms).
+func checkReqAt(limits []Req, keys [][]byte, dryRun bool, now int64) ReqResult {
 	var (
 		excess int64
 		rc     = rcDeclined
@@ -115,7 +120,6 @@ func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
 		nodes  [4]*reqNode
 		held   = nodes[:0]
 	)
-	now := nowMS()
 	for n = 0; n < len(limits); n++ {
 		lim = &limits[n]
 		key := keys[n]
@@ -174,7 +178,7 @@ func (z *ReqZone) lookup(key []byte, account bool, now, burst int64) (lookupRC, 
 		} else if ms < 0 {
 			ms = 0
 		}
-		excess := max(lr.excess-z.rate*ms/1000+1000, 0)
+		excess := max(lr.excess-drained(z.rate, ms)+1000, 0)
 		if excess > burst {
 			return rcBusy, excess, nil
 		}
@@ -229,7 +233,7 @@ func account(limits []Req, held []*reqNode, excess int64, lim *Req, now int64) (
 		} else if ms < 0 {
 			ms = 0
 		}
-		e := max(lr.excess-z.rate*ms/1000+1000, 0)
+		e := max(lr.excess-drained(z.rate, ms)+1000, 0)
 		if ms != 0 {
 			lr.last = now
 		}
@@ -278,7 +282,7 @@ func (z *ReqZone) expire(n int, now int64) {
 			if ms < idleMS {
 				return
 			}
-			if lr.excess-z.rate*ms/1000 > 0 {
+			if lr.excess-drained(z.rate, ms) > 0 {
 				return
 			}
 		}
@@ -320,6 +324,16 @@ func (st *reqState) touch(lr *reqNode) {
 	}
 	st.remove(lr)
 	st.pushFront(lr)
+}
+
+// drained is how much excess (thousandths) rate drains in ms
+// milliseconds: rate*ms/1000, saturating instead of overflowing for a
+// state idle for days at a very high rate.
+func drained(rate, ms int64) int64 {
+	if ms > 0 && rate > math.MaxInt64/ms {
+		return math.MaxInt64 / 2
+	}
+	return rate * ms / 1000
 }
 
 // Len is the number of states the zone holds (for tests).

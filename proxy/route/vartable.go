@@ -272,6 +272,7 @@ var (
 )
 
 func init() {
+	variables = append(variables, sslVars...)
 	for _, v := range variables {
 		if v.flags&varPrefix != 0 {
 			families = append(families, v)
