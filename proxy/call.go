@@ -66,6 +66,7 @@ type call struct {
 	reqEnd         bool                // client finished its request
 	respStarted    bool                // response headers were sent to the client
 	done           bool                // outcome reported; events are ignored
+	released       bool                // the current peer was told how its attempt ended
 	deadline       time.Time           // from grpc-timeout; zero if none
 	timer          *time.Timer
 	msgs           msgTracker
@@ -315,6 +316,9 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 			lg.grpcMessage = headerValue(fields, "grpc-message")
 		}
 	}
+	if end {
+		c.releaseLocked(nil, false, time.Now())
+	}
 	c.cs.WriteHeaders(fields, end)
 	if end {
 		c.finishLocked(nil, false)
@@ -358,6 +362,9 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 	c.commitLocked()
 	c.respBytes += int64(len(p))
 	c.msgs.feed(p)
+	if end {
+		c.releaseLocked(nil, false, time.Now())
+	}
 	c.cs.WriteData(p, end)
 	if end {
 		c.finishLocked(nil, false)
@@ -465,6 +472,11 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	if c.done {
 		return
 	}
+	if cause == nil {
+		cause = errors.New(msg)
+	}
+	c.grpcStatus = code
+	c.releaseLocked(cause, false, time.Now())
 	var fields []hpack.HeaderField
 	switch {
 	case !c.respStarted:
@@ -484,16 +496,12 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	default:
 		c.cs.Reset(http2.ErrCodeInternal)
 	}
-	c.grpcStatus = code
 	if lg := c.lg; lg != nil && fields != nil {
 		lg.grpcMessage = headerValue(fields, "grpc-message")
 		lg.hdrBytes += fieldsSize(fields)
 	}
 	if us := c.upstream(); us != nil {
 		us.Reset(http2.ErrCodeCancel)
-	}
-	if cause == nil {
-		cause = errors.New(msg)
 	}
 	c.finishLocked(cause, false)
 }
@@ -533,16 +541,10 @@ func (c *call) headerTime() time.Duration {
 // reportLocked tells the current peer how its attempt ended, and adds the
 // attempt to the access log record.
 func (c *call) reportLocked(err error, reset bool, now time.Time) {
-	c.peer.Done(upstream.Outcome{
-		GRPCStatus:    c.grpcStatus,
-		Reset:         reset,
-		Err:           err,
-		BytesSent:     c.reqBytes,
-		BytesReceived: c.respBytes,
-		Duration:      now.Sub(c.picked),
-		HeaderTime:    c.headerTime(),
-		Failed:        c.peerFailed,
-	})
+	if !c.released {
+		c.releaseLocked(err, reset, now)
+	}
+	c.released = false
 	if lg := c.lg; lg != nil {
 		a := route.UpstreamAttempt{Addr: c.peer.Addr, Status: lg.upStatus, ResponseTime: now.Sub(c.picked), ConnectTime: -1}
 		if !lg.connected.IsZero() {
@@ -553,6 +555,24 @@ func (c *call) reportLocked(err error, reset bool, now time.Time) {
 		}
 		lg.r.Upstreams = append(lg.r.Upstreams, a)
 	}
+}
+
+// releaseLocked tells the current peer how its attempt ended. The final
+// answer calls it before its last frame goes to the client, as nginx frees
+// a peer before it finalizes the request: a client's next call then finds
+// the peer's state (active streams, failures) up to date.
+func (c *call) releaseLocked(err error, reset bool, now time.Time) {
+	c.released = true
+	c.peer.Done(upstream.Outcome{
+		GRPCStatus:    c.grpcStatus,
+		Reset:         reset,
+		Err:           err,
+		BytesSent:     c.reqBytes,
+		BytesReceived: c.respBytes,
+		Duration:      now.Sub(c.picked),
+		HeaderTime:    c.headerTime(),
+		Failed:        c.peerFailed,
+	})
 }
 
 // attemptStatus is the $upstream_status nginx logs for an attempt that
