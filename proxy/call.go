@@ -391,6 +391,13 @@ func (c *call) HandleReset(s *h2.Stream, err error) {
 	if s != c.upstream() {
 		return // an earlier attempt's stream
 	}
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		// The backend gave up on the grpc-timeout we passed on (it
+		// resets with CANCEL), before our own timer ran: the call's
+		// deadline is what ended it.
+		c.failDeadlineLocked()
+		return
+	}
 	msg, ft := streamMessage(err, c.respStarted)
 	action := actReading
 	if !c.respStarted {
@@ -644,8 +651,7 @@ func (c *call) onTimer() {
 	now := time.Now()
 	switch {
 	case !c.deadline.IsZero() && !now.Before(c.deadline):
-		c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
-			strconv.Quote(c.group.Name), errDeadline)
+		c.failDeadlineLocked()
 	case c.readTimeout > 0 && now.Sub(time.Unix(0, c.lastUp.Load())) >= c.readTimeout:
 		if c.respStarted {
 			c.logAttempt(msgTimedOut, actReading)
@@ -662,6 +668,12 @@ func (c *call) onTimer() {
 	default:
 		c.armTimerLocked()
 	}
+}
+
+// failDeadlineLocked ends a call whose grpc-timeout has expired.
+func (c *call) failDeadlineLocked() {
+	c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
+		strconv.Quote(c.group.Name), errDeadline)
 }
 
 var (
