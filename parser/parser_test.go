@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/tlsconf/tlstest"
 )
 
 // fakeLookup resolves only localhost, so tests never ask a DNS server.
@@ -349,8 +350,9 @@ http {
         location @named {}
     }
 }`), 0o644)
-	os.WriteFile(filepath.Join(dir, "cert.pem"), []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(dir, "cert.key"), []byte("x"), 0o644)
+	kp := tlstest.New(t, nil, tlstest.Options{})
+	os.WriteFile(filepath.Join(dir, "cert.pem"), kp.CertPEM(), 0o644)
+	os.WriteFile(filepath.Join(dir, "cert.key"), kp.KeyPEM(), 0o644)
 	cfg, _, err := Load(filepath.Join(dir, "nginx.conf"), Options{Prefix: "/pfx", LookupHost: fakeLookup})
 	if err != nil {
 		t.Fatal(err)

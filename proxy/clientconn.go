@@ -28,6 +28,7 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
+	tls      *route.TLS    // nil on cleartext
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
 	key      []byte // scratch for the `hash` key of a stream
@@ -77,6 +78,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		ConnID:       c.id,
 		ConnRequests: c.requests,
 		Start:        now,
+		TLS:          c.tls,
+	}
+	if c.tls != nil {
+		r.Scheme = "https"
 	}
 	lst := rc.listeners[c.ln.key]
 	if lst == nil {
@@ -89,6 +94,18 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
 	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if msg := rc.refusal(srv, c.tls); msg != "" {
+		act = refuseAction(msg, r)
+		if act.Code == 0 {
+			fields := trailersOnly(codeUnauthenticated, msg)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lg := rc.loggerFor(srv, loc); lg != nil {
+				c.logAnswer(lg, f, &route.Action{Code: http.StatusOK}, fields, 0)
+			}
+			return nil
+		}
+	}
 	if act != nil {
 		act, fc = rc.errorPage(act, fc)
 		fields, body := respond(s, act, fc, r.Method)
@@ -109,11 +126,12 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			return nil
 		}
 	}
-	g := lr.group
+	g, scheme := lr.group, lr.scheme
 	if gp := r.IfPass; gp != nil || g == nil {
 		if gp == nil {
 			gp = loc.Config.GRPCPass
 		}
+		scheme = schemeOf(gp)
 		var target string
 		var err error
 		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
@@ -190,7 +208,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			cl.deadline = now.Add(d)
 		}
 	}
-	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", upstreamAuthority(g.Name), loc, rc.table, r)
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, scheme, upstreamAuthority(g.Name), loc, rc.table, r)
 	if lr.log != nil {
 		// After upstreamRequest, which may have computed $request_id:
 		// the log must show the value sent upstream.

@@ -36,12 +36,12 @@ var (
 // groupFor returns the group a call routed to a pass goes to.
 func (rc *running) groupFor(gp *config.GRPCPass, tbl *route.Table, r *route.Request) (*upstream.Group, string, error) {
 	if gp.Upstream != nil {
-		return rc.groups[gp.Upstream], "", nil
+		return rc.passGroups[gp], "", nil
 	}
 	target := tbl.Expand(gp.Target, r)
 	if h := rc.cfg.HTTP; h != nil {
 		if u := h.UpstreamByName[target]; u != nil {
-			return rc.groups[u], target, nil
+			return rc.groups[groupKey{u: u}], target, nil
 		}
 	}
 	if !isAddress(target) {

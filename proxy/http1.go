@@ -26,7 +26,7 @@ type http1Handler struct {
 // grpcNeedsHTTP2 is the body sent to HTTP/1.x requests for grpc_pass
 // locations.
 const grpcNeedsHTTP2 = "gRPC requires HTTP/2: this location proxies to a gRPC upstream (grpc_pass); " +
-	"connect with HTTP/2 (h2c with prior knowledge)\n"
+	"connect with HTTP/2 (h2c with prior knowledge, or ALPN \"h2\" over TLS)\n"
 
 // h1Conn is what the HTTP/1 handler knows of the connection a request came
 // on: $connection, $connection_requests and the keep-alive limits need it.
@@ -36,14 +36,15 @@ type h1Conn struct {
 	id       uint64
 	start    time.Time
 	requests int
+	tls      *route.TLS // nil on cleartext
 }
 
 type h1ConnKey struct{}
 
 // http1ConnContext is the listener's http.Server ConnContext: it gives
 // every HTTP/1 connection its h1Conn.
-func (s *Server) http1ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, h1ConnKey{}, &h1Conn{id: s.connSeq.Add(1), start: time.Now()})
+func (s *Server) http1ConnContext(ctx context.Context, nc net.Conn) context.Context {
+	return context.WithValue(ctx, h1ConnKey{}, &h1Conn{id: s.connSeq.Add(1), start: time.Now(), tls: tlsInfo(nc)})
 }
 
 func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -75,6 +76,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if hc != nil {
 		hc.requests++
 		r.ConnID, r.ConnRequests = hc.id, hc.requests
+		if hc.tls != nil {
+			r.TLS, r.Scheme = hc.tls, "https"
+		}
 	}
 	if a, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		r.LocalAddr = a
@@ -85,6 +89,11 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	srv, loc, act := rc.table.Route(lst, r)
 	if srv != nil {
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
+	if hc != nil {
+		if msg := rc.refusal(srv, hc.tls); msg != "" {
+			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
+		}
 	}
 	var st *config.Settings
 	switch {

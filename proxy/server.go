@@ -9,10 +9,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +23,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
 )
@@ -50,7 +51,7 @@ type Server struct {
 type running struct {
 	cfg       *config.Config
 	table     *route.Table
-	groups    map[*config.Upstream]*upstream.Group
+	groups    map[groupKey]*upstream.Group
 	listeners map[string]*route.Listener // by network + " " + address
 	logs      *accesslog.Set
 
@@ -61,13 +62,22 @@ type running struct {
 	locs    map[*config.Location]locRun
 	servers map[*config.Server]*accesslog.Logger
 
-	pools *upstream.Set // for groups made at run time (dynpass.go)
-	dyn   dynamicGroups
+	// tlsServers holds the TLS side of every server; tlsConfigs the
+	// crypto/tls configuration of each server on its ssl listeners.
+	tlsServers map[*config.Server]*tlsconf.Server
+	tlsConfigs map[tlsKey]*tls.Config
+	// passGroups maps each grpc_pass without variables to its group.
+	passGroups map[*config.GRPCPass]*upstream.Group
+	pools      *upstream.Set // for groups made at run time (dynpass.go)
+	dyn        dynamicGroups
 }
 
 // locRun is the running state of one location.
 type locRun struct {
-	group  *upstream.Group   // grpc_pass target; nil without grpc_pass
+	group *upstream.Group // grpc_pass target; nil without grpc_pass
+	// scheme is the :scheme sent upstream: "https" for grpcs://, as
+	// nginx sends.
+	scheme string
 	log    *accesslog.Logger // nil when access_log is off there
 	access *access.Phase     // nil when the location has no access phase
 }
@@ -114,12 +124,13 @@ func upstreamLimits() h2.Limits {
 // is opened (rc.logs stays nil): the configuration is only judged.
 func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	rc := &running{
-		cfg:       cfg,
-		groups:    make(map[*config.Upstream]*upstream.Group),
-		listeners: make(map[string]*route.Listener),
-		locs:      make(map[*config.Location]locRun),
-		servers:   make(map[*config.Server]*accesslog.Logger),
-		pools:     s.pools,
+		cfg:        cfg,
+		groups:     make(map[groupKey]*upstream.Group),
+		passGroups: make(map[*config.GRPCPass]*upstream.Group),
+		listeners:  make(map[string]*route.Listener),
+		locs:       make(map[*config.Location]locRun),
+		servers:    make(map[*config.Server]*accesslog.Logger),
+		pools:      s.pools,
 	}
 	tbl, err := route.New(cfg.HTTP)
 	if err != nil {
@@ -127,10 +138,10 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	}
 	rc.table = tbl
 	for _, l := range tbl.Listeners() {
-		if l.SSL {
-			return nil, fmt.Errorf("\"ssl\" parameter of \"listen %s\" is not supported yet by gproxy in %s", l.Address, listenPos(l))
-		}
 		rc.listeners[l.Network+" "+l.Address] = l
+	}
+	if err := rc.buildTLS(); err != nil {
+		return nil, err
 	}
 	if !check {
 		if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
@@ -166,14 +177,14 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range order {
-		opts[u].Log = s.log
-		g, err := upstream.NewGroup(u, s.pools, *opts[u])
+	for _, k := range order {
+		opts[k].Log = s.log
+		g, err := upstream.NewGroup(k.u, s.pools, *opts[k])
 		if err != nil {
 			rc.stopGroups()
 			return err
 		}
-		rc.groups[u] = g
+		rc.groups[k] = g
 	}
 	var zones access.Zones
 	zones.Req, zones.Conn = s.zones.Bind(h.LimitReqZones, h.LimitConnZones)
@@ -181,8 +192,14 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
+			for _, gp := range locationPasses(l) {
+				if gp.Upstream != nil {
+					rc.passGroups[gp] = rc.groups[groupKeyOf(l, gp)]
+				}
+			}
 			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
-				lr.group = rc.groups[l.GRPCPass.Upstream]
+				lr.group = rc.passGroups[l.GRPCPass]
+				lr.scheme = schemeOf(l.GRPCPass)
 			}
 			ph, err := access.New(&l.Settings, l.LimitExcept, rc.table, zones, s.log)
 			if err != nil {
@@ -219,23 +236,33 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 // of them asks for it. order lists the upstreams in the order groups are
 // built: those passed to first, then the unused ones (still checked, as
 // nginx does).
-func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOptions, order []*config.Upstream, err error) {
-	opts = map[*config.Upstream]*upstream.GroupOptions{}
+func groupOptions(h *config.HTTP) (opts map[groupKey]*upstream.GroupOptions, order []groupKey, err error) {
+	opts = map[groupKey]*upstream.GroupOptions{}
+	used := map[*config.Upstream]bool{}
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			for _, gp := range locationPasses(l) {
-				if gp.Scheme == "grpcs" {
-					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
-				}
 				if gp.Upstream == nil {
+					if gp.Scheme == "grpcs" {
+						return fmt.Errorf("grpcs:// with variables in \"grpc_pass\" is not supported by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+					}
 					continue // resolved per call (dynpass.go)
 				}
-				o := opts[gp.Upstream]
+				k := groupKeyOf(l, gp)
+				used[gp.Upstream] = true
+				o := opts[k]
 				if o == nil {
 					o = &upstream.GroupOptions{}
-					opts[gp.Upstream] = o
-					order = append(order, gp.Upstream)
+					if gp.Scheme == "grpcs" {
+						ut, err := tlsconf.NewUpstream(&l.Settings.GRPC, gp.Upstream.Name)
+						if err != nil {
+							return err
+						}
+						o.TLS, o.TLSKey = ut.Config, ut.Key
+					}
+					opts[k] = o
+					order = append(order, k)
 				}
 				g := &l.Settings.GRPC
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
@@ -258,23 +285,38 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 		}
 	}
 	for _, u := range h.Upstreams {
-		if opts[u] == nil {
-			opts[u] = &upstream.GroupOptions{}
-			order = append(order, u)
+		if !used[u] {
+			k := groupKey{u: u}
+			opts[k] = &upstream.GroupOptions{}
+			order = append(order, k)
 		}
 	}
 	return opts, order, nil
 }
 
-func listenPos(l *route.Listener) string {
-	for _, srv := range l.Servers {
-		for _, ls := range srv.Listens {
-			if ls.SSL {
-				return ls.Pos.File + ":" + strconv.Itoa(ls.Pos.Line)
-			}
-		}
+// groupKey names a group: an upstream, and for grpcs:// the TLS settings
+// of the locations passing to it (tlsconf.Upstream.Key), so locations
+// with different grpc_ssl_* settings get connections of their own.
+type groupKey struct {
+	u   *config.Upstream
+	tls string // "" for grpc://
+}
+
+// schemeOf is the :scheme a pass sends upstream.
+func schemeOf(gp *config.GRPCPass) string {
+	if gp.Scheme == "grpcs" {
+		return "https"
 	}
-	return "?"
+	return "http"
+}
+
+// groupKeyOf is the group of pass gp of location l.
+func groupKeyOf(l *config.Location, gp *config.GRPCPass) groupKey {
+	k := groupKey{u: gp.Upstream}
+	if gp.Scheme == "grpcs" {
+		k.tls = "grpcs " + tlsconf.UpstreamKey(&l.Settings.GRPC, gp.Upstream.Name)
+	}
+	return k
 }
 
 // Start opens every listener and serves in the background. It returns once
@@ -289,6 +331,9 @@ func (s *Server) Start() error {
 				x.ln.Close()
 			}
 			return err
+		}
+		if l.SSL {
+			ln.tlsConf = s.tlsConfig(ln)
 		}
 		lns = append(lns, ln)
 	}

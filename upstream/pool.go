@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -35,7 +37,7 @@ type Set struct {
 	health healthMemory
 }
 
-type poolKey struct{ upstream, network, addr string }
+type poolKey struct{ upstream, network, addr, tls string }
 
 // NewSet makes an empty set. dial nil means a plain net.Dialer; lim are the
 // codec limits of upstream connections (IdleTimeout, MaxRequests and
@@ -82,7 +84,7 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	if lim.PingInterval == 0 {
 		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)
 	}
-	k := poolKey{u.Name, network, addr}
+	k := poolKey{u.Name, network, addr, opt.TLSKey}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pools[k]
@@ -91,11 +93,31 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		if dial == nil {
 			dial = dialer(opt.SocketKeepalive)
 		}
+		if opt.TLS != nil {
+			dial = tlsDialer(dial, opt.TLS)
+		}
 		p = &Pool{network: network, addr: addr, dial: dial, lim: lim,
 			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime}
 		s.pools[k] = p
 	}
 	return p
+}
+
+// tlsDialer wraps dial with a TLS client handshake (grpcs://), bounded by
+// the dial's context (grpc_connect_timeout covers both, as in nginx).
+func tlsDialer(dial DialFunc, cfg *tls.Config) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("SSL handshake: %w", err)
+		}
+		return tc, nil
+	}
 }
 
 // Close closes every pooled connection.

@@ -554,6 +554,16 @@ type GRPCSettings struct {
 	SSLCertificateKey     string
 	SSLProtocols          []string
 	SSLCiphers            string
+	// SSLPasswordFile is grpc_ssl_password_file: passphrases tried in
+	// turn on an encrypted SSLCertificateKey.
+	SSLPasswordFile string
+	SSLCRL          string // grpc_ssl_crl
+	// SSLSessionReuse is grpc_ssl_session_reuse (default on).
+	SSLSessionReuse bool
+	// SSLConfCommands are grpc_ssl_conf_command name/value pairs.
+	SSLConfCommands [][2]string
+	// SSLPos says where the grpc_ssl_* directives stand, for errors.
+	SSLPos SSLPos
 }
 
 // SSLSettings are the ssl_* directives of http and server.
@@ -574,4 +584,40 @@ type SSLSettings struct {
 	ECDHCurve              string
 	StaplingEnabled        bool
 	CertificateCacheEnable bool
+
+	// PasswordFile is ssl_password_file: passphrases tried in turn on
+	// encrypted keys.
+	PasswordFile string
+	// SessionTicketKeys are the ssl_session_ticket_key files, in order:
+	// the first encrypts new tickets.
+	SessionTicketKeys []string
+	CRL               string // ssl_crl
+	// RejectHandshake is ssl_reject_handshake: refuse TLS handshakes
+	// that select this server.
+	RejectHandshake bool
+	// ConfCommands are ssl_conf_command name/value pairs.
+	ConfCommands [][2]string
+	// Pos says where the ssl_* directives stand, for errors.
+	Pos SSLPos
+}
+
+// SSLPos holds where ssl_* or grpc_ssl_* directives stand, so that the
+// errors of loading their files name FILE:LINE. Certificates and
+// CertificateKeys are parallel to the lists they locate (one entry for
+// grpc_ssl_*); a zero Pos means the directive was not written.
+type SSLPos struct {
+	Certificates       []Pos
+	CertificateKeys    []Pos
+	SessionTicketKeys  []Pos
+	Protocols          Pos
+	Ciphers            Pos
+	ECDHCurve          Pos
+	DHParam            Pos
+	ClientCertificate  Pos
+	TrustedCertificate Pos
+	CRL                Pos
+	PasswordFile       Pos
+	VerifyClient       Pos
+	ConfCommand        Pos
+	Name               Pos
 }

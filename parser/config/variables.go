@@ -12,6 +12,8 @@ var Variables = []string{
 	"request_time", "bytes_sent", "body_bytes_sent", "request_length", "connection",
 	"connection_requests", "pid", "upstream_addr", "upstream_status", "upstream_response_time",
 	"upstream_connect_time", "grpc_status", "grpc_message", "proxy_add_x_forwarded_for",
+	"ssl_protocol", "ssl_cipher", "ssl_server_name", "ssl_session_reused", "ssl_client_verify",
+	"ssl_client_s_dn", "ssl_client_i_dn", "ssl_client_serial", "ssl_client_fingerprint",
 	"binary_remote_addr", "realip_remote_addr", "realip_remote_port", "limit_req_status", "limit_conn_status",
 }
 

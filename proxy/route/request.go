@@ -34,6 +34,9 @@ type Request struct {
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
 
+	// TLS is the connection's TLS state ($ssl_* variables); nil on a
+	// cleartext connection.
+	TLS *TLS
 	// IfSettings are the settings of the last location-level if block
 	// whose condition held and that sets any (add_header, error_page,
 	// ...): nginx then uses the if block's configuration for the

@@ -68,6 +68,12 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return r.GRPCStatus != ""
 	case vGRPCMessage:
 		return r.GRPCMessage != ""
+	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
+		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
+		// nginx's ssl variables are not found when empty (no client
+		// certificate, no SNI) or on a cleartext connection.
+		v, ok := tlsValue(ref.kind, r.TLS)
+		return ok && v != ""
 	case vLimitReqStatus:
 		return r.LimitReqStatus != ""
 	case vLimitConnStatus:

@@ -58,6 +58,15 @@ const (
 	vUpstreamConnectTime
 	vGRPCStatus
 	vGRPCMessage
+	vSSLProtocol
+	vSSLCipher
+	vSSLServerName
+	vSSLSessionReused
+	vSSLClientVerify
+	vSSLClientSDN
+	vSSLClientIDN
+	vSSLClientSerial
+	vSSLClientFingerprint
 	vBinaryRemoteAddr
 	vRealIPRemoteAddr
 	vRealIPRemotePort
@@ -119,6 +128,15 @@ var builtinVars = map[string]varKind{
 	"upstream_connect_time":     vUpstreamConnectTime,
 	"grpc_status":               vGRPCStatus,
 	"grpc_message":              vGRPCMessage,
+	"ssl_protocol":              vSSLProtocol,
+	"ssl_cipher":                vSSLCipher,
+	"ssl_server_name":           vSSLServerName,
+	"ssl_session_reused":        vSSLSessionReused,
+	"ssl_client_verify":         vSSLClientVerify,
+	"ssl_client_s_dn":           vSSLClientSDN,
+	"ssl_client_i_dn":           vSSLClientIDN,
+	"ssl_client_serial":         vSSLClientSerial,
+	"ssl_client_fingerprint":    vSSLClientFingerprint,
 	"binary_remote_addr":        vBinaryRemoteAddr,
 	"realip_remote_addr":        vRealIPRemoteAddr,
 	"realip_remote_port":        vRealIPRemotePort,
@@ -293,6 +311,9 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return r.GRPCStatus, true
 	case vGRPCMessage:
 		return r.GRPCMessage, true
+	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
+		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
+		return tlsValue(ref.kind, r.TLS)
 	case vLimitReqStatus:
 		return r.LimitReqStatus, true
 	case vLimitConnStatus:
