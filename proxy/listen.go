@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/gproxy/gproxy/errlog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
@@ -179,7 +181,7 @@ func listen(l *route.Listener) (*listener, error) {
 func (s *Server) acceptLoop(ln *listener) {
 	defer s.wg.Done()
 	for _, a := range ln.alerts {
-		s.log.Error(a.msg, zap.Error(a.err))
+		s.log.Log(errlog.Alert, a.msg+" "+errlog.Errno(a.err))
 	}
 	var delay time.Duration
 	for {
@@ -190,13 +192,13 @@ func (s *Server) acceptLoop(ln *listener) {
 			}
 			// Out of file descriptors and the like: back off, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Error("accept failed", zap.Error(err))
+			s.log.Log(errlog.Crit, "accept4() failed "+errlog.Errno(err))
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
 		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns {
-			s.log.Warn("worker_connections are not enough, closing connection", zap.Int64("worker_connections", s.maxConns))
+			s.log.Log(errlog.Alert, strconv.FormatInt(s.maxConns, 10)+" worker_connections are not enough")
 			nc.Close()
 			continue
 		}

@@ -93,7 +93,10 @@ func TestCLI(t *testing.T) {
 				"gproxy: configuration file " + typo + " test failed\n"},
 		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"},
 			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n"},
-		{name: "relative conf", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, stderr: ok},
+		{name: "relative conf", args: []string{"-p", prefix, "-c", relTo(prefix, article), "-t"}, stderr: ok},
+		{name: "error log unopenable", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, code: 1,
+			stderr: "gproxy: [emerg] open() \"" + testdataDir + "/logs/error.log\" failed (2: No such file or directory)\n" +
+				"gproxy: configuration file " + testdataDir + "/article.conf test failed\n"},
 		{name: "missing conf", args: []string{"-p", prefix, "-c", "nope.conf", "-t"}, code: 1,
 			stderr: "gproxy: [emerg] open() \"" + prefix + "nope.conf\" failed (2: No such file or directory)\n" +
 				"gproxy: configuration file " + prefix + "nope.conf test failed\n"},
@@ -190,4 +193,13 @@ func TestSignalPIDFile(t *testing.T) {
 			t.Errorf("pid file %q: exit %d, stderr %q; want 1, %q", tt.content, r.code, r.stderr, tt.stderr)
 		}
 	}
+}
+
+// relTo is target relative to dir.
+func relTo(dir, target string) string {
+	rel, err := filepath.Rel(dir, target)
+	if err != nil {
+		panic(err)
+	}
+	return rel
 }

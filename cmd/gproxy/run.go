@@ -11,17 +11,16 @@ import (
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
 )
 
-// shutdownTimeout bounds a graceful stop (QUIT): streams still open after it
-// are cut, so a long-lived gRPC stream cannot hold the old process forever.
-// nginx waits without limit unless worker_shutdown_timeout is set; gproxy
-// picks a bound because gRPC streams are often endless.
-const shutdownTimeout = 30 * time.Second
+// defaultShutdownTimeout bounds a graceful stop (QUIT) when
+// worker_shutdown_timeout is not set: streams still open after it are cut,
+// so a long-lived gRPC stream cannot hold the old process forever. nginx
+// waits without limit unless worker_shutdown_timeout is set; gproxy picks
+// a bound because gRPC streams are often endless.
+const defaultShutdownTimeout = 30 * time.Second
 
 // run is the run mode: load the configuration, detach if `daemon on`, serve,
 // and act on signals until told to stop.
@@ -74,6 +73,8 @@ type runner struct {
 	log   *errorLog
 	eng   engine
 	pid   string // pid file written, "" if none
+
+	shutdownTimeout time.Duration // worker_shutdown_timeout, or the default
 }
 
 // start builds and starts everything for cfg. On error nothing is left
@@ -99,7 +100,12 @@ func (r *runner) start(cfg *config.Config) (err error) {
 		r.log.close()
 		return err
 	}
-	r.log.logger.Info("gproxy started", zap.String("version", version), zap.String("conf", r.paths.conf))
+	if err := dropPrivileges(cfg, r.pid); err != nil {
+		r.eng.Close()
+		r.log.close()
+		return err
+	}
+	r.log.logger.Info("gproxy/" + version + " started, configuration file " + r.paths.conf)
 	return nil
 }
 
@@ -113,6 +119,10 @@ func (r *runner) applyProcess(cfg *config.Config) {
 		n = runtime.NumCPU()
 	}
 	runtime.GOMAXPROCS(n)
+	r.shutdownTimeout = cfg.WorkerShutdownTimeout
+	if r.shutdownTimeout <= 0 {
+		r.shutdownTimeout = defaultShutdownTimeout
+	}
 	if cfg.WorkerRlimitNofile > 0 {
 		lim := syscall.Rlimit{Cur: uint64(cfg.WorkerRlimitNofile), Max: uint64(cfg.WorkerRlimitNofile)}
 		var cur syscall.Rlimit
@@ -156,11 +166,11 @@ func (r *runner) loop(sigs <-chan os.Signal) int {
 			return r.exit(err)
 		case syscall.SIGQUIT:
 			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, shutting down", int(s), signame(s)))
-			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), r.shutdownTimeout)
 			err := r.eng.Shutdown(ctx)
 			cancel()
 			if err != nil {
-				r.log.logger.Warn("graceful shutdown did not finish, closing", zap.Error(err))
+				r.log.logger.Warn(fmt.Sprintf("graceful shutdown did not finish (%v), closing the remaining connections", err))
 				err = r.eng.Close()
 			}
 			return r.exit(err)
@@ -179,11 +189,14 @@ func (r *runner) loop(sigs <-chan os.Signal) int {
 func (r *runner) exit(err error) int {
 	code := 0
 	if err != nil {
-		r.log.logger.Error("stop", zap.Error(err))
+		r.log.logger.Error("exit: " + err.Error())
 		code = 1
 	}
 	if r.pid != "" {
-		_ = os.Remove(r.pid)
+		if err := os.Remove(r.pid); err != nil && !os.IsNotExist(err) {
+			r.log.logger.Log(alertLevel, fmt.Sprintf("unlink() \"%s\" failed %s", r.pid, errnoText(err)))
+			_ = os.Truncate(r.pid, 0) // see dropPrivileges
+		}
 	}
 	r.log.logger.Info("exit")
 	r.log.close()
@@ -204,30 +217,30 @@ func (r *runner) reload() {
 	}
 	set, err := openLogSet(cfg.ErrorLogs, r.paths.errorLog)
 	if err != nil {
-		r.log.logger.Error("reload failed, keeping the running configuration", zap.Error(err))
+		r.log.logger.Error("reload failed, keeping the running configuration: " + err.Error())
 		return
 	}
 	if err := r.eng.Reload(cfg); err != nil {
 		set.close()
-		r.log.logger.Error("reload failed, keeping the running configuration", zap.Error(err))
+		r.log.logger.Error("reload failed, keeping the running configuration: " + err.Error())
 		return
 	}
 	r.log.commit(set)
 	r.applyProcess(cfg)
 	if err := r.writePID(r.paths.pidFile(cfg)); err != nil {
-		r.log.logger.Error("pid file", zap.Error(err))
+		r.log.logger.Error(err.Error())
 	}
-	r.log.logger.Info("reloaded", zap.String("conf", r.paths.conf))
+	r.log.logger.Info("configuration file " + r.paths.conf + " reloaded")
 }
 
 // reopen reopens the error log files and, if the engine keeps any, its own.
 func (r *runner) reopen() {
 	if err := r.log.reopen(); err != nil {
-		r.log.logger.Error("reopen", zap.Error(err))
+		r.log.logger.Error(err.Error())
 	}
 	if lr, ok := r.eng.(logReopener); ok {
 		if err := lr.ReopenLogs(); err != nil {
-			r.log.logger.Error("reopen", zap.Error(err))
+			r.log.logger.Error(err.Error())
 		}
 	}
 	r.log.logger.Info("logs reopened")

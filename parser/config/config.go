@@ -29,6 +29,13 @@ type Config struct {
 	ErrorLogs          []Log
 	PID                string // absolute path; "" when `pid off;`
 	Daemon             bool
+	// User and Group are `user`: the account gproxy switches to once its
+	// listeners and logs are open. Empty when not set, or when gproxy
+	// does not run as root (then nginx ignores the directive too).
+	User, Group string
+	// WorkerShutdownTimeout bounds a graceful stop (QUIT); 0 when not
+	// set (gproxy then uses its own default, see cmd/gproxy).
+	WorkerShutdownTimeout time.Duration
 
 	WorkerConnections int // events { worker_connections }
 
