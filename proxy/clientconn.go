@@ -75,6 +75,12 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		Start:        now,
 	}
 	lst := rc.listeners[c.ln.key]
+	if lst == nil && c.ln.last.Load() != nil {
+		// A reload removed the listener: this connection has had GOAWAY
+		// and finishes on the configuration it was accepted under.
+		rc = c.ln.last.Load()
+		lst = rc.listeners[c.ln.key]
+	}
 	if lst == nil {
 		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, r.Method)
 		return nil

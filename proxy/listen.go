@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,8 +29,12 @@ import (
 // listener is one open listening socket.
 type listener struct {
 	key   string // network + " " + address, the key into running.listeners
-	http2 bool
+	http2 atomic.Bool
 	ln    net.Listener
+	// last is the running configuration a reload removed this listener
+	// from: its connections finish their streams on it (see
+	// clientConn.HandleStream). nil while the listener is in use.
+	last atomic.Pointer[running]
 
 	// alerts are the socket options the kernel refused. nginx goes on
 	// without them, logging an alert for each, and so does gproxy: the
@@ -133,7 +139,18 @@ const defaultBacklog = 511
 // listen(2), which Linux allows on a listening socket). An option the
 // kernel refuses is an alert, not an error, as in nginx.
 func listen(l *route.Listener) (*listener, error) {
+	return listenOn(l, nil)
+}
+
+// listenOn is listen, or with inherited non-nil the same on a listening
+// socket inherited from the previous binary (USR2): the options that can
+// change on a bound socket are applied to it, the others (SO_REUSEPORT,
+// IPV6_V6ONLY) are the socket's already.
+func listenOn(l *route.Listener, inherited *os.File) (*listener, error) {
 	opts := socketOptions(l)
+	if inherited != nil {
+		opts = slices.DeleteFunc(opts, func(o sockopt) bool { return bindTimeOption[o.name] })
+	}
 	display := l.Address
 	if l.Network == "unix" {
 		display = "unix:" + l.Address
@@ -157,7 +174,13 @@ func listen(l *route.Listener) (*listener, error) {
 			})
 		},
 	}
-	ln, err := lc.Listen(context.Background(), l.Network, l.Address)
+	var ln net.Listener
+	var err error
+	if inherited != nil {
+		ln, err = inheritListener(inherited, lc.Control)
+	} else {
+		ln, err = lc.Listen(context.Background(), l.Network, l.Address)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +198,9 @@ func listen(l *route.Listener) (*listener, error) {
 			})
 		}
 	}
-	return &listener{key: l.Network + " " + l.Address, http2: l.HTTP2, ln: ln, alerts: alerts}, nil
+	x := &listener{key: l.Network + " " + l.Address, ln: ln, alerts: alerts}
+	x.http2.Store(l.HTTP2)
+	return x, nil
 }
 
 func (s *Server) acceptLoop(ln *listener) {
@@ -238,11 +263,11 @@ func (s *Server) sniffConn(ln *listener, nc net.Conn) bool {
 	}
 	nc.SetReadDeadline(time.Time{})
 	switch {
-	case proto == protoHTTP2 && ln.http2:
+	case proto == protoHTTP2 && ln.http2.Load():
 		return true
 	case proto == protoHTTP2:
 		refuseHTTP2(nc)
-	case proto == protoInvalid && ln.http2:
+	case proto == protoInvalid && ln.http2.Load():
 		// RFC 9113 3.4: an invalid preface is a connection error of
 		// type PROTOCOL_ERROR.
 		goAwayAndClose(nc, http2.ErrCodeProtocol, "gproxy: invalid HTTP/2 connection preface")

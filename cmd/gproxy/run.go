@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy"
 )
 
 // defaultShutdownTimeout bounds a graceful stop (QUIT) when
@@ -32,7 +34,10 @@ func run(p paths, o options, args []string, stderr io.Writer) int {
 		return 1
 	}
 	child, isChild := daemonChild()
-	if cfg.Daemon && !isChild {
+	inherited, upgraded := inheritedListeners()
+	// A binary started by USR2 is already where its parent was (nginx
+	// does not daemonize when it inherits sockets either).
+	if cfg.Daemon && !isChild && !upgraded {
 		// The child loads the configuration again and reports its
 		// warnings through the readiness pipe; printing them here too
 		// would show them twice.
@@ -46,10 +51,11 @@ func run(p paths, o options, args []string, stderr io.Writer) int {
 	// Catch signals before serving, so that a HUP or TERM sent as soon as
 	// the pid file appears is acted on rather than killing the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1,
+		syscall.SIGUSR2, syscall.SIGWINCH)
 	defer signal.Stop(sigs)
 
-	r := &runner{paths: p}
+	r := &runner{paths: p, inherited: inherited, childExit: make(chan childResult, 1)}
 	if err := r.start(cfg); err != nil {
 		fmt.Fprintf(stderr, "gproxy: [emerg] %s\n", err)
 		return 1
@@ -75,6 +81,11 @@ type runner struct {
 	pid   string // pid file written, "" if none
 
 	shutdownTimeout time.Duration // worker_shutdown_timeout, or the default
+
+	inherited []proxy.ListenerFile // sockets from the previous binary (USR2)
+	child     *exec.Cmd            // the new binary USR2 started, while it runs
+	childExit chan childResult
+	draining  bool // WINCH: no longer serving, waiting for QUIT or TERM
 }
 
 // start builds and starts everything for cfg. On error nothing is left
@@ -90,6 +101,10 @@ func (r *runner) start(cfg *config.Config) (err error) {
 		r.log.close()
 		return err
 	}
+	if h, ok := r.eng.(listenerHandover); ok && len(r.inherited) > 0 {
+		h.Inherit(r.inherited)
+	}
+	r.inherited = nil
 	if err := r.eng.Start(); err != nil {
 		r.eng.Close()
 		r.log.close()
@@ -157,7 +172,14 @@ func (r *runner) writePID(name string) error {
 // loop waits for signals and acts on them as nginx's master does. It returns
 // the exit status once the engine has stopped.
 func (r *runner) loop(sigs <-chan os.Signal) int {
-	for sig := range sigs {
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case c := <-r.childExit:
+			r.childExited(c)
+			continue
+		}
 		s := sig.(syscall.Signal)
 		switch s {
 		case syscall.SIGTERM, syscall.SIGINT:
@@ -180,9 +202,33 @@ func (r *runner) loop(sigs <-chan os.Signal) int {
 		case syscall.SIGUSR1:
 			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, reopening logs", int(s), signame(s)))
 			r.reopen()
+		case syscall.SIGUSR2:
+			r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, changing binary", int(s), signame(s)))
+			r.upgrade()
+		case syscall.SIGWINCH:
+			r.winch(s)
 		}
 	}
-	return 0
+}
+
+// winch is WINCH: once a new binary runs (USR2), the old one stops
+// serving gracefully (GOAWAY, streams finish) and stays until QUIT or
+// TERM, as nginx's old master does with its workers. Otherwise it is
+// ignored: a terminal sends WINCH when resized.
+func (r *runner) winch(s syscall.Signal) {
+	if r.child == nil || r.draining {
+		r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, ignored", int(s), signame(s)))
+		return
+	}
+	r.log.logger.Info(fmt.Sprintf("signal %d (%s) received, gracefully shutting down worker processes", int(s), signame(s)))
+	r.draining = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), r.shutdownTimeout)
+		defer cancel()
+		if err := r.eng.Shutdown(ctx); err != nil {
+			r.log.logger.Warn(fmt.Sprintf("graceful shutdown did not finish (%v), closed the remaining connections", err))
+		}
+	}()
 }
 
 // exit removes the pid file and closes the log.
