@@ -82,7 +82,7 @@ func setGRPCPass(l *loader, b *block, n *lex.Node) error {
 		return l.errf(n, `"grpc_pass" directive inside "if" is not supported by gproxy`)
 	}
 	loc := b.loc.l
-	if loc.GRPCPass != nil {
+	if loc.GRPCPass != nil || loc.Monitor != nil {
 		return l.dirErr(n, "is duplicate")
 	}
 	v := n.Args[0]

@@ -77,6 +77,7 @@ type call struct {
 	fields         []hpack.HeaderField // request headers for upstream, until committed
 	pend           []byte              // request DATA received before us opened
 	reqEnd         bool                // client finished its request
+	mstat          *methodCounter      // per-method metrics; nil unless gproxy_metrics methods=on
 	respStarted    bool                // response headers were sent to the client
 	done           bool                // outcome reported; events are ignored
 	deadline       time.Time           // from grpc-timeout; zero if none
@@ -305,6 +306,7 @@ func (c *call) retryLocked(ft string, cause error) bool {
 		return false
 	}
 	c.reportLocked(cause, false, now)
+	c.peer.Stats().Retried()
 	c.tried = tried
 	c.peer = next
 	c.picked = now
@@ -613,6 +615,9 @@ func (c *call) finishLocked(err error, reset bool) {
 	c.commitLocked()
 	now := time.Now()
 	c.reportLocked(err, reset, now)
+	if c.mstat != nil {
+		c.mstat.observe(c.grpcStatus, now.Sub(c.start))
+	}
 	if c.lg != nil {
 		c.fillLogLocked(now)
 	}

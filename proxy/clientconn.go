@@ -60,6 +60,8 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	rc := c.srv.cur.Load()
 	now := time.Now()
 	c.requests++
+	c.srv.stats.requests.Add(1)
+	c.ln.stats.streams.Add(1)
 	r := &c.req
 	*r = route.Request{
 		Method:       f.PseudoValue("method"),
@@ -94,6 +96,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		}
 		return nil
 	}
+	if m := loc.Config.Monitor; m != nil {
+		c.srv.serveMonitorH2(s, m, r.Method, r.Path)
+		return nil
+	}
 	lr := rc.locs[loc.Config]
 	g := lr.group
 	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
@@ -117,6 +123,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		mstat:       c.srv.methods.lookup(r.Path),
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize

@@ -81,6 +81,8 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if ra, err := net.ResolveTCPAddr("tcp", req.RemoteAddr); err == nil {
 		r.RemoteAddr = ra
 	}
+	h.srv.stats.requests.Add(1)
+	h.ln.stats.streams.Add(1)
 	srv, loc, act := rc.table.Route(lst, r)
 	var st *config.Settings
 	switch {
@@ -92,7 +94,12 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if st != nil && hc != nil && !keepAlive(st, hc, r.Start) {
 		w.Header().Set("Connection", "close")
 	}
-	code, body := h1Respond(w, req, act)
+	var code, body int
+	if act == nil && loc != nil && loc.Config.Monitor != nil {
+		code, body = h.srv.serveMonitorH1(w, req, loc.Config.Monitor)
+	} else {
+		code, body = h1Respond(w, req, act)
+	}
 	if lg := rc.loggerFor(srv, loc); lg != nil {
 		logHTTP1(lg, r, req, w.Header(), code, body)
 	}

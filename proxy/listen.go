@@ -36,6 +36,8 @@ type listener struct {
 	// clientConn.HandleStream). nil while the listener is in use.
 	last atomic.Pointer[running]
 
+	stats listenerStats
+
 	// alerts are the socket options the kernel refused. nginx goes on
 	// without them, logging an alert for each, and so does gproxy: the
 	// accept loop logs them.
@@ -222,11 +224,14 @@ func (s *Server) acceptLoop(ln *listener) {
 			continue
 		}
 		delay = 0
+		s.stats.accepts.Add(1)
+		ln.stats.accepted.Add(1)
 		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns {
 			s.log.Log(errlog.Alert, strconv.FormatInt(s.maxConns, 10)+" worker_connections are not enough")
 			nc.Close()
 			continue
 		}
+		s.stats.handled.Add(1)
 		s.nconns.Add(1)
 		s.wg.Add(1)
 		go s.serveConn(ln, nc)
@@ -245,6 +250,8 @@ const sniffTimeout = 60 * time.Second
 func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
+	ln.stats.active.Add(1)
+	defer ln.stats.active.Add(-1)
 	if s.sniffConn(ln, nc) {
 		s.serveHTTP2(ln, nc)
 	}

@@ -189,6 +189,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		ch.ln.http2.Store(ch.l.HTTP2)
 	}
 	s.cur.Store(rc)
+	s.methods.configure(cfg)
 	for _, ln := range added {
 		s.wg.Add(1)
 		go s.acceptLoop(ln)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -35,6 +36,11 @@ type Server struct {
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
 	connSeq  atomic.Uint64
+
+	stats       serverStats
+	methods     methodStats
+	metricsOnce sync.Once
+	metrics     http.Handler
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -94,6 +100,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.cur.Store(rc)
+	s.methods.configure(cfg)
 	return s, nil
 }
 

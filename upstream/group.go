@@ -103,6 +103,9 @@ func (p *Peer) Failures() int64 { return p.failures.Load() }
 // health.go).
 func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
+	if p.Pool != nil && p.Pool.stats != nil {
+		p.Pool.stats.observe(o)
+	}
 	if o.Failed {
 		p.failures.Add(1)
 		p.Group.failed(p)

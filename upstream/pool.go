@@ -94,11 +94,13 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		if dial == nil {
 			dial = dialer(opt.SocketKeepalive)
 		}
+		stats := &PeerStats{}
 		if p != nil {
 			s.replaced = append(s.replaced, p)
+			stats = p.stats // the peer stays: so do its counters
 		}
 		p = &Pool{network: network, addr: addr, dial: dial, lim: lim,
-			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime}
+			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime, stats: stats}
 		s.pools[k] = p
 	}
 	p.gen = s.gen
@@ -179,6 +181,7 @@ type Pool struct {
 	waiters []func(*h2.Conn, error)
 	closed  bool
 	gen     uint64 // see Set.gen
+	stats   *PeerStats
 }
 
 // DialError is a failure to connect to an upstream server.

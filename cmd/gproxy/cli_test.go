@@ -79,7 +79,7 @@ func TestCLI(t *testing.T) {
 		{name: "help", args: []string{"-h"}, stderr: "~Usage: gproxy [-?hvVtTq] [-s signal] [-p prefix]\n"},
 		{name: "help?", args: []string{"-?"}, stderr: "~  -c filename   : set configuration file (default: /etc/nginx/nginx.conf)\n"},
 		{name: "configure", args: []string{"-V"}, stderr: "~\nbuilt with go"},
-		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_pass "},
+		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_pass\n"},
 		{name: "test ok", args: []string{"-p", prefix, "-c", article, "-t"}, stderr: ok},
 		{name: "test attached", args: []string{"-p" + prefix, "-tc" + article}, stderr: ok},
 		{name: "version and test", args: []string{"-v", "-p", prefix, "-c", article, "-t"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -253,23 +254,35 @@ func (r *runner) exit(err error) int {
 // engine accepts it, makes it the running one. Any failure leaves the old
 // configuration serving and is logged.
 func (r *runner) reload() {
+	err := r.reloadConfig()
+	if err != nil {
+		r.log.logger.Error("reload failed, keeping the running configuration: " + err.Error())
+	}
+	if rc, ok := r.eng.(reloadCounter); ok {
+		rc.ReloadResult(err)
+	}
+}
+
+// reloadCounter is implemented by an engine that counts reloads for its
+// metrics (gproxy_reloads_total).
+type reloadCounter interface{ ReloadResult(error) }
+
+// reloadConfig does reload's work; an error means nothing changed.
+func (r *runner) reloadConfig() error {
 	cfg, warnings, err := r.paths.load()
 	for i := range warnings {
 		r.log.logger.Warn(warnings[i].Error())
 	}
 	if err != nil {
-		r.log.logger.Error("reload failed, keeping the running configuration: " + diagnostic(err))
-		return
+		return errors.New(diagnostic(err))
 	}
 	set, err := openLogSet(cfg.ErrorLogs, r.paths.errorLog)
 	if err != nil {
-		r.log.logger.Error("reload failed, keeping the running configuration: " + err.Error())
-		return
+		return err
 	}
 	if err := r.eng.Reload(cfg); err != nil {
 		set.close()
-		r.log.logger.Error("reload failed, keeping the running configuration: " + err.Error())
-		return
+		return err
 	}
 	r.log.commit(set)
 	r.applyProcess(cfg)
@@ -277,6 +290,7 @@ func (r *runner) reload() {
 		r.log.logger.Error(err.Error())
 	}
 	r.log.logger.Info("configuration file " + r.paths.conf + " reloaded")
+	return nil
 }
 
 // reopen reopens the error log files and, if the engine keeps any, its own.

@@ -315,11 +315,28 @@ type Location struct {
 	// GRPCPass is nil when this location does not proxy.
 	GRPCPass *GRPCPass
 
+	// Monitor is set when the location answers with gproxy's own state
+	// (stub_status, gproxy_metrics, gproxy_status) instead of proxying.
+	Monitor *Monitor
+
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
 	Settings Settings
 
 	Pos Pos
+}
+
+// Monitor is a location that reports on gproxy itself.
+type Monitor struct {
+	// Kind is "stub_status" (nginx's text), "metrics" (Prometheus text
+	// format) or "status" (the live HTML page and its JSON).
+	Kind string
+	// Methods turns on per gRPC service and method metrics
+	// (gproxy_metrics methods=on); MaxMethods bounds how many distinct
+	// methods are counted (the rest count as one "other").
+	Methods    bool
+	MaxMethods int
+	Pos        Pos
 }
 
 // GRPCPass is a grpc_pass target.

@@ -392,7 +392,8 @@ func (t *Table) Location(s *config.Server, path string) *Location {
 //     nor a `return` that fired. nginx would serve static files from root
 //     there; gproxy serves no files.
 //
-// With a nil Action, loc is a location with grpc_pass.
+// With a nil Action, loc is a location with grpc_pass or a monitor
+// (stub_status, gproxy_metrics, gproxy_status).
 func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Location, a *Action) {
 	host := r.Authority
 	if host == "" {
@@ -420,7 +421,7 @@ func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Locatio
 	if a := t.Rewrite(loc.Config.Rewrite, r); a != nil {
 		return srv, loc, a
 	}
-	if loc.Config.GRPCPass == nil {
+	if loc.Config.GRPCPass == nil && loc.Config.Monitor == nil {
 		return srv, loc, &Action{Code: 404}
 	}
 	return srv, loc, nil
