@@ -69,10 +69,10 @@ func (s *Server) monitorResponse(m *config.Monitor, path string, h1 bool) (code 
 
 // stubStatus is nginx's stub_status text, byte for byte in shape:
 //
-//	Active connections: 2 
+//	Active connections: 2
 //	server accepts handled requests
-//	 7 7 9 
-//	Reading: 0 Writing: 1 Waiting: 1 
+//	 7 7 9
+//	Reading: 0 Writing: 1 Waiting: 1
 //
 // Writing counts requests in progress (streams being proxied, and this
 // one), as nginx counts requests; Reading is 0, since an HTTP/2 request's

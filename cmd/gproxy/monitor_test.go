@@ -257,7 +257,7 @@ func TestStatusPageChromium(t *testing.T) {
 
 	dom := chromiumDOM(t, chromium, url, prefix)
 	for _, b := range []*grpcBackend{b1, b2} {
-		if !regexp.MustCompile(`data-peer="` + regexp.QuoteMeta(b.addr) + `"[^>]*>.*?<td class="state">up</td>`).MatchString(dom) &&
+		if !regexp.MustCompile(`data-peer="`+regexp.QuoteMeta(b.addr)+`"[^>]*>.*?<td class="state">up</td>`).MatchString(dom) &&
 			!strings.Contains(dom, `<tr class="up" data-peer="`+b.addr+`">`) {
 			t.Errorf("peer %s not shown up on the page:\n%s", b.addr, dom)
 		}
