@@ -105,7 +105,7 @@ var table map[string][]command
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
 	grpcCommands, sslCommands, rewriteCommands, mapCommands, ignoredCommands,
-	unsupportedCommands, processCommands, monitorCommands,
+	unsupportedCommands, dynamicCommands, processCommands, monitorCommands,
 }
 
 func init() {

@@ -9,7 +9,7 @@ var unsupportedCommands = unsupported(
 	"root", "alias", "index", "try_files", "error_page", "auth_basic", "auth_request", "add_header",
 	"limit_req", "limit_conn", "limit_req_zone", "limit_conn_zone", "allow", "deny", "geo", "split_clients",
 	"load_module", "thread_pool", "debug_connection", "limit_except", "internal", "sub_filter",
-	"proxy_set_header", "health_check", "sticky", "ntlm", "queue",
+	"proxy_set_header", "sticky", "ntlm", "queue",
 	"content_by_lua_block", "access_by_lua_block", "rewrite_by_lua_block", "init_by_lua_block",
 	"init_worker_by_lua_block", "header_filter_by_lua_block", "body_filter_by_lua_block",
 	"log_by_lua_block", "balancer_by_lua_block", "ssl_certificate_by_lua_block", "set_by_lua_block",

@@ -12,7 +12,7 @@ import (
 // upstream {} and what goes in it (nginx's upstream, round-robin,
 // least_conn, ip_hash, hash, random and keepalive modules).
 
-var upstreamCommands = append([]command{
+var upstreamCommands = []command{
 	{name: "upstream", ctx: cHTTP, args: take1, block: true, status: statusImplemented, set: setUpstream},
 	{name: "server", ctx: cUps, args: more1, status: statusImplemented, set: setUpstreamServer},
 	{name: "least_conn", ctx: cUps, args: noArgs, status: statusImplemented, set: setBalance},
@@ -27,10 +27,7 @@ var upstreamCommands = append([]command{
 		set: upsValue(parseMsec, func(u *config.Upstream, v time.Duration) { u.KeepaliveTimeout = v })},
 	{name: "keepalive_requests", ctx: cUps, args: take1, status: statusImplemented,
 		set: upsValue(parseCount, func(u *config.Upstream, v int) { u.KeepaliveRequests = v })},
-},
-	// zone shares upstream state between worker processes; gproxy is one
-	// process, so its state is shared already.
-	ignored(cUps, take12, unique(isZone), "zone")...)
+}
 
 // upsRef is one entry of nginx's list of upstreams: an upstream block, or
 // a host named by grpc_pass. Entries are matched by host name so that
@@ -165,6 +162,10 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 		if len(addr) == len("unix:") {
 			return l.errf(n, `no path in the unix domain socket in upstream "%s"`, addr)
 		}
+		if s.Resolve {
+			// A socket path has no name to re-resolve.
+			return l.errf(n, `invalid parameter "resolve"`)
+		}
 		s.Address = addr
 		b.ups.Servers = append(b.ups.Servers, s)
 		return nil
@@ -172,6 +173,10 @@ func setUpstreamServer(l *loader, b *block, n *lex.Node) error {
 	host, port, msg := splitHostPort(addr, "80")
 	if msg != "" {
 		return l.errf(n, `%s in upstream "%s"`, msg, addr)
+	}
+	if hasPort := strings.Contains(strings.TrimPrefix(addr, addr[:strings.LastIndexByte(addr, ']')+1]), ":"); s.Service != "" && hasPort {
+		// nginx 1.27.3: the port comes from the SRV records.
+		return l.errf(n, `service upstream "%s" may not have port`, addr)
 	}
 	if s.Service != "" {
 		// With service= the port comes from DNS SRV records.
@@ -319,10 +324,20 @@ func (l *loader) initUpstreams() error {
 	for _, r := range hs.ups {
 		if r.explicit {
 			for _, s := range r.u.Servers {
+				if s.Resolve && r.u.Zone == "" {
+					return l.errAt(s.Pos, "%s", zoneMsg("resolving names at run time", r.u))
+				}
 				if s.Resolve && r.u.Resolver == nil && httpRes == nil {
 					host, _, _ := net.SplitHostPort(s.Address)
 					return l.errAt(s.Pos, "no resolver defined to resolve %s", host)
 				}
+			}
+			// The http level's resolver serves an upstream without one.
+			if r.u.Resolver == nil {
+				r.u.Resolver = httpRes
+			}
+			if r.u.ResolverTimeout == 0 {
+				r.u.ResolverTimeout = hs.lvl.effective(defaultSettings()).ResolverTimeout
 			}
 		} else {
 			unix := strings.HasPrefix(r.name, "unix:")
@@ -348,5 +363,5 @@ func (l *loader) initUpstreams() error {
 			gp.Upstream = r.u
 		}
 	}
-	return nil
+	return l.checkHealthChecks()
 }

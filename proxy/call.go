@@ -3,12 +3,12 @@ package proxy
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
@@ -29,31 +29,18 @@ import (
 // response direction is symmetric. So each direction buffers at most the
 // stream window we advertised to its sender.
 //
-// Next upstream (grpc_next_upstream, _tries, _timeout): a call is passed
-// to another peer only when the backend provably did not process it and
-// nothing has reached the client:
-//
-//   - the connection could not be made: dial refused or failed (`error`),
-//     grpc_connect_timeout expired (`timeout`); the request is still
-//     whole in pend;
-//   - the backend refused the stream: RST_STREAM REFUSED_STREAM, or GOAWAY
-//     with a last-stream-id below it (`error`); the request DATA sent so
-//     far is replayed from sent, a copy kept until the response starts,
-//     up to maxReplay bytes (beyond that the call gives up retrying).
-//
-// The next peer is picked excluding those tried, up to
-// grpc_next_upstream_tries attempts (0: as many as the group has peers;
-// a single-peer group never retries, as nginx) and while
-// grpc_next_upstream_timeout has not passed since the call started.
-// Because a client byte may be framed on several attempts, the client is
-// credited only for the longest prefix framed on any of them. Not done
-// (yet): retrying after the upstream response started, http_5xx and
-// invalid_header retries, and a connection that died after the stream
-// was written to it (the backend may have processed it).
+// Next upstream (grpc_next_upstream, _tries, _timeout; retry.go): while
+// nothing has reached the client, a failed attempt may pass the call to
+// another peer, replaying the request headers and up to maxReplay bytes
+// of DATA kept meanwhile. Because a client byte may be framed on several
+// attempts, the client is credited only for the longest prefix framed on
+// any of them. Each failed attempt writes nginx's error log line
+// (errlog.go).
 //
 // Passive health: each attempt reports to its peer whether it failed as
 // nginx counts it (Outcome.Failed): errors and timeouts up to the
-// response header, and the http_5xx codes listed in grpc_next_upstream.
+// response header, and the http_5xx/http_429 codes listed in
+// grpc_next_upstream.
 //
 // Access log: where access_log is on, the call holds a callLog (pooled):
 // a copy of the request whose response fields fill in as the stream goes;
@@ -89,6 +76,7 @@ type call struct {
 	grpcStatus     int
 	connectTimeout time.Duration
 	picked         time.Time        // when peer was picked
+	headerAt       time.Time        // when the response header came; zero before
 	peerFailed     bool             // this attempt failed, as max_fails counts
 	tries          int              // attempts so far (peers picked)
 	tried          []*upstream.Peer // peers of earlier attempts
@@ -97,6 +85,15 @@ type call struct {
 	sentBuf        *[]byte          // sent's pool entry, if any
 
 	lg *callLog // access log state; nil when access_log is off
+
+	key []byte // the stream's `hash` key, for PickNext
+
+	// The client connection (its address for PickNext and the error log,
+	// the proxy's logger and the connection's number for the error log),
+	// and the virtual server and request for error log lines (errlog.go).
+	conn               *clientConn
+	server             *config.Server
+	method, path, host string
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -168,14 +165,6 @@ func (c *call) upstream() *h2.Stream {
 	return nil
 }
 
-// maxReplay bounds the request bytes kept to replay on another peer after
-// a refused stream: nginx's default client_body_buffer_size on 64-bit
-// systems. Unary gRPC requests fit; longer request streams give up
-// retrying rather than buffer without bound.
-const maxReplay = 16 << 10
-
-var replayPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // begin opens the upstream stream (or arranges for it to open when a
 // connection is ready) and starts the timer. Called from HandleStream.
 func (c *call) begin(connectTimeout time.Duration) {
@@ -185,7 +174,7 @@ func (c *call) begin(connectTimeout time.Duration) {
 	c.connectTimeout = connectTimeout
 	c.picked = c.start
 	c.tries = 1
-	c.replay = c.maxTries() > 1 && c.nextUpstream("error")
+	c.replay = c.mayRetry()
 	c.armTimerLocked()
 	c.openLocked()
 }
@@ -233,7 +222,10 @@ func (c *call) dialFailedLocked(err error) {
 		code, ft = codeDeadlineExceeded, "timeout"
 	}
 	c.peerFailed = !errors.Is(err, h2.ErrClosed)
-	if c.retryLocked(ft, err) {
+	if c.peerFailed {
+		c.logAttempt(dialMessage(err))
+	}
+	if c.retryLocked(ft, false, err) {
 		return
 	}
 	c.failLocked(code, "upstream "+strconv.Quote(c.group.Name)+": "+err.Error(), err)
@@ -266,110 +258,6 @@ func (c *call) attachLocked(s *h2.Stream) {
 	}
 }
 
-// maxTries is how many peers a call may try: nginx's peer.tries, the
-// number of peers, capped by grpc_next_upstream_tries; 1 for a group of
-// one peer.
-func (c *call) maxTries() int {
-	if c.group.Single() {
-		return 1
-	}
-	n := len(c.group.Peers)
-	if t := c.loc.Config.Settings.GRPC.NextUpstreamTries; t > 0 && t < n {
-		n = t
-	}
-	return n
-}
-
-// nextUpstream reports whether grpc_next_upstream lists ft.
-func (c *call) nextUpstream(ft string) bool {
-	return slices.Contains(c.loc.Config.Settings.GRPC.NextUpstream, ft)
-}
-
-// retryLocked passes the call to the next peer after its attempt failed
-// with ft ("error" or "timeout") and cause, in a way that proves the
-// backend did not process it. It reports false, changing nothing, when the call may not
-// or cannot be retried; the caller then fails it.
-func (c *call) retryLocked(ft string, cause error) bool {
-	st := &c.loc.Config.Settings.GRPC
-	switch {
-	case c.done || c.respStarted || !c.nextUpstream(ft) || c.tries >= c.maxTries():
-		return false
-	case st.NextUpstreamTimeout > 0 && time.Since(c.start) >= st.NextUpstreamTimeout:
-		return false
-	case c.up.Load() != nil && !c.replay: // request bytes already sent are gone
-		return false
-	}
-	now := time.Now()
-	tried := append(c.tried, c.peer)
-	next, err := c.group.PickNext(&upstream.StreamInfo{Start: now}, tried)
-	if err != nil {
-		return false
-	}
-	c.reportLocked(cause, false, now)
-	c.peer.Stats().Retried()
-	c.tried = tried
-	c.peer = next
-	c.picked = now
-	c.peerFailed = false
-	if c.lg != nil {
-		c.lg.upStatus = 0
-		c.lg.connected = time.Time{}
-	}
-	c.tries++
-	c.lastUp.Store(now.UnixNano()) // grpc_read_timeout counts per attempt
-	if c.up.Load() != nil {
-		c.up.Store(nil)
-		c.pend = c.sent
-		c.sent = nil
-	}
-	c.openLocked()
-	return true
-}
-
-// keepSentLocked records request DATA given to the upstream stream for a
-// possible replay, or gives up replaying beyond maxReplay.
-func (c *call) keepSentLocked(p []byte) {
-	if len(c.sent)+len(p) > maxReplay {
-		c.commitLocked()
-		return
-	}
-	if c.sent == nil && c.sentBuf == nil {
-		c.sentBuf = replayPool.Get().(*[]byte)
-		c.sent = (*c.sentBuf)[:0]
-	}
-	c.sent = append(c.sent, p...)
-}
-
-// commitLocked ends the chance of a retry: the upstream answered (or the
-// request outgrew maxReplay, or the call ended). The replay copy goes back
-// to its pool.
-func (c *call) commitLocked() {
-	if !c.replay {
-		return
-	}
-	c.replay = false
-	c.fields = nil
-	if c.sentBuf != nil && c.sent != nil && cap(c.sent) <= 2*maxReplay {
-		*c.sentBuf = c.sent[:0]
-		replayPool.Put(c.sentBuf)
-	}
-	c.sentBuf = nil
-	c.sent = nil
-}
-
-// refused reports whether an upstream stream error proves that the
-// backend did not process the stream (RFC 9113 section 8.7).
-func refused(err error) bool {
-	var se *h2.StreamError
-	return errors.As(err, &se) && se.Remote && !se.Conn && se.Code == http2.ErrCodeRefusedStream
-}
-
-// failsAs lists the response :status values that count as a failed
-// attempt when grpc_next_upstream names them (nginx: never 403 and 404).
-var failsAs = map[string]string{
-	"500": "http_500", "502": "http_502", "503": "http_503", "504": "http_504", "429": "http_429",
-}
-
 // HandleHeaders implements h2.StreamHandler.
 func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 	c.mu.Lock()
@@ -391,18 +279,28 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		return // an earlier attempt's stream
 	}
 	c.touch()
-	c.commitLocked()
 	end := f.StreamEnded()
-	fields := clientResponse(f.Fields, c.loc.HideResponse)
 	if !c.respStarted {
 		st := f.PseudoValue("status")
 		if len(st) == 3 && st[0] == '1' && !end {
 			return // 1xx: informational, not forwarded
 		}
-		c.respStarted = true
-		if ft, ok := failsAs[st]; ok && c.nextUpstream(ft) {
-			c.peerFailed = true
+		if ft, failed, unprocessed := c.responseFailure(st, end, f.Fields); ft != "" {
+			c.peerFailed = failed
+			if c.lg != nil {
+				c.lg.upStatus = parseHTTPStatus(st)
+			}
+			if c.retryLocked(ft, unprocessed, errUpstreamStatus) {
+				return
+			}
 		}
+	}
+	c.commitLocked()
+	fields := clientResponse(f.Fields, c.loc.HideResponse)
+	if !c.respStarted {
+		st := f.PseudoValue("status")
+		c.respStarted = true
+		c.headerAt = time.Now()
 		if lg := c.lg; lg != nil {
 			lg.upStatus = parseHTTPStatus(st)
 			lg.status = lg.upStatus
@@ -487,31 +385,35 @@ func (c *call) HandleReset(s *h2.Stream, err error) {
 	if s != c.upstream() {
 		return // an earlier attempt's stream
 	}
+	msg, ft := streamMessage(err, c.respStarted)
+	action := actReading
 	if !c.respStarted {
 		// Before the response header, any upstream error is a failed
-		// attempt (error or invalid_header for nginx); a refused stream
-		// was not processed and may go to the next peer.
+		// attempt (error, timeout or invalid_header for nginx); a refused
+		// stream was not processed and may go to the next peer.
 		c.peerFailed = true
-		if refused(err) && c.retryLocked("error", err) {
-			return
-		}
+		action = actReadingHeader
 	}
-	msg := "upstream " + strconv.Quote(c.group.Name) + " (" + c.peer.Addr + ") "
+	c.logAttempt(msg, action)
+	if !c.respStarted && c.retryLocked(ft, refused(err), err) {
+		return
+	}
+	gmsg := "upstream " + strconv.Quote(c.group.Name) + " (" + c.peer.Addr + ") "
 	var se *h2.StreamError
 	switch {
 	case errors.As(err, &se) && se.Conn:
-		msg += "connection closed"
+		gmsg += "connection closed"
 		if se.Err != nil && !errors.Is(se.Err, errEOF) {
-			msg += ": " + se.Err.Error()
+			gmsg += ": " + se.Err.Error()
 		}
 	case errors.As(err, &se) && se.Err != nil:
-		msg += se.Err.Error()
+		gmsg += se.Err.Error()
 	case errors.As(err, &se):
-		msg += "reset stream: " + se.Code.String()
+		gmsg += "reset stream: " + se.Code.String()
 	default:
-		msg += err.Error()
+		gmsg += err.Error()
 	}
-	c.failLocked(codeUnavailable, msg, err)
+	c.failLocked(codeUnavailable, gmsg, err)
 }
 
 var errEOF = errors.New("EOF")
@@ -623,6 +525,15 @@ func (c *call) finishLocked(err error, reset bool) {
 	}
 }
 
+// headerTime is the time from the pick to the response header (least_time
+// header); 0 when no header came.
+func (c *call) headerTime() time.Duration {
+	if c.headerAt.IsZero() {
+		return 0
+	}
+	return c.headerAt.Sub(c.picked)
+}
+
 // reportLocked tells the current peer how its attempt ended, and adds the
 // attempt to the access log record.
 func (c *call) reportLocked(err error, reset bool, now time.Time) {
@@ -633,6 +544,7 @@ func (c *call) reportLocked(err error, reset bool, now time.Time) {
 		BytesSent:     c.reqBytes,
 		BytesReceived: c.respBytes,
 		Duration:      now.Sub(c.picked),
+		HeaderTime:    c.headerTime(),
 		Failed:        c.peerFailed,
 	})
 	if lg := c.lg; lg != nil {
@@ -719,7 +631,16 @@ func (c *call) onTimer() {
 		c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
 			strconv.Quote(c.group.Name), errDeadline)
 	case c.readTimeout > 0 && now.Sub(time.Unix(0, c.lastUp.Load())) >= c.readTimeout:
-		c.peerFailed = c.peerFailed || !c.respStarted // timeout reading the response header
+		if c.respStarted {
+			c.logAttempt(msgTimedOut, actReading)
+		} else {
+			c.peerFailed = true // timeout reading the response header
+			c.logAttempt(msgTimedOut, actReadingHeader)
+			if c.retryLocked("timeout", false, errReadTimeout) {
+				c.armTimerLocked()
+				return
+			}
+		}
 		c.failLocked(codeDeadlineExceeded, "upstream "+strconv.Quote(c.group.Name)+" ("+c.peer.Addr+
 			") timed out (grpc_read_timeout "+c.readTimeout.String()+")", errReadTimeout)
 	default:
@@ -728,8 +649,9 @@ func (c *call) onTimer() {
 }
 
 var (
-	errDeadline    = errors.New("grpc-timeout expired")
-	errReadTimeout = errors.New("grpc_read_timeout expired")
+	errUpstreamStatus = errors.New("upstream response status listed in grpc_next_upstream")
+	errDeadline       = errors.New("grpc-timeout expired")
+	errReadTimeout    = errors.New("grpc_read_timeout expired")
 )
 
 func headerValue(fields []hpack.HeaderField, name string) string {

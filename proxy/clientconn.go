@@ -11,6 +11,7 @@ import (
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
+	"go.uber.org/zap"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -28,6 +29,8 @@ type clientConn struct {
 	requests int
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
+	key      []byte // scratch for the `hash` key of a stream
+	info     upstream.StreamInfo
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -102,9 +105,18 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	lr := rc.locs[loc.Config]
 	g := lr.group
-	info := upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
-	peer, err := g.Pick(&info)
+	// info is the connection's scratch: through the picker interface a
+	// local one would escape, an allocation per stream.
+	info := &c.info
+	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	if key := g.HashKey(); key != nil {
+		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
+		info.Key = c.key
+	}
+	peer, err := g.Pick(info)
 	if err != nil {
+		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
+			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
 		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
@@ -123,7 +135,16 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		conn:        c,
+		server:      srv,
+		method:      r.Method,
+		path:        r.Path,
+		host:        r.Authority,
 		mstat:       c.srv.methods.lookup(r.Path),
+	}
+	if info.Key != nil {
+		// Kept for PickNext; the scratch serves the next stream.
+		cl.key = append([]byte(nil), info.Key...) // for PickNext
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize

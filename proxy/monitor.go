@@ -82,7 +82,7 @@ func (s *Server) stubStatus() []byte {
 	writing := int64(1) // this request, as nginx counts it
 	rc := s.cur.Load()
 	for _, g := range rc.groups {
-		for _, p := range g.Peers {
+		for _, p := range g.Peers() {
 			writing += p.Active()
 		}
 	}
@@ -192,7 +192,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	rc := s.cur.Load()
 	for _, g := range rc.sortedGroups() {
-		for _, p := range g.Peers {
+		for _, p := range g.Peers() {
 			snap := p.Stats().Snapshot()
 			lv := []string{g.Name, p.Addr}
 			for code, n := range snap.Calls {
@@ -241,7 +241,9 @@ func boolFloat(b bool) float64 {
 }
 
 // peerUp reports whether a peer takes calls now.
-func peerUp(p *upstream.Peer) bool { return !p.Down && !p.Unavailable() }
+func peerUp(p *upstream.Peer) bool {
+	return !p.Down && !p.Unavailable() && p.Healthy() && !p.Ejected()
+}
 
 // sortedGroups lists the running groups by name, for stable output.
 func (rc *running) sortedGroups() []*upstream.Group {
@@ -390,7 +392,7 @@ type statusUpstream struct {
 
 type statusPeer struct {
 	Addr       string  `json:"addr"`
-	State      string  `json:"state"` // "up", "unhealthy", "down"
+	State      string  `json:"state"` // "up", "unhealthy", "ejected", "down"
 	Active     int64   `json:"active"`
 	Calls      uint64  `json:"calls"`
 	Errors     uint64  `json:"errors"` // calls ended with a non-OK grpc-status or none
@@ -403,14 +405,16 @@ func (s *Server) statusJSON() statusDoc {
 	doc := statusDoc{Time: time.Now(), Connections: s.nconns.Load(), Requests: s.stats.requests.Load()}
 	for _, g := range rc.sortedGroups() {
 		u := statusUpstream{Name: g.Name}
-		for _, p := range g.Peers {
+		for _, p := range g.Peers() {
 			snap := p.Stats().Snapshot()
 			state := "up"
 			switch {
 			case p.Down:
 				state = "down"
-			case p.Unavailable():
+			case p.Unavailable() || !p.Healthy():
 				state = "unhealthy"
+			case p.Ejected():
+				state = "ejected"
 			}
 			total := snap.Total()
 			u.Peers = append(u.Peers, statusPeer{

@@ -135,6 +135,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		rc.stopGroups()
 		rc.logs.Close()
 		return errors.New("shutting down")
 	}
@@ -150,6 +151,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		for _, ln := range added {
 			ln.ln.Close()
 		}
+		rc.stopGroups()
 		rc.logs.Close()
 		return err
 	}
@@ -197,6 +199,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	for _, ln := range removed {
 		s.retire(ln)
 	}
+	old.stopGroups()
 	// Streams still running on old log through its Loggers to every
 	// destination rc shares (accesslog.Set.Close keeps those open).
 	old.logs.Close()

@@ -142,6 +142,14 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 	return rc, nil
 }
 
+// stopGroups ends the health checks and re-resolution of rc's groups, once
+// rc no longer takes new streams.
+func (rc *running) stopGroups() {
+	for _, g := range rc.groups {
+		g.Stop()
+	}
+}
+
 // buildGroups makes the upstream groups of rc and resolves each server's
 // and location's running state.
 func (s *Server) buildGroups(rc *running) error {
@@ -154,11 +162,18 @@ func (s *Server) buildGroups(rc *running) error {
 		return err
 	}
 	for _, u := range order {
+		opts[u].Log = s.log
 		g, err := upstream.NewGroup(u, s.pools, *opts[u])
 		if err != nil {
+			rc.stopGroups()
 			return err
 		}
 		rc.groups[u] = g
+	}
+	// Health checks and DNS re-resolution run while the configuration
+	// does (stopGroups ends them).
+	for _, g := range rc.groups {
+		g.Start()
 	}
 	var walk func([]*config.Location)
 	walk = func(locs []*config.Location) {
@@ -203,6 +218,10 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
 				o.SocketKeepalive = o.SocketKeepalive || g.SocketKeepalive
 				o.ReadBufferSize = max(o.ReadBufferSize, g.BufferSize)
+				for _, hc := range l.HealthChecks {
+					o.HealthChecks = append(o.HealthChecks, upstream.HealthCheck{
+						HealthCheck: hc, ConnectTimeout: g.ConnectTimeout, ReadTimeout: g.ReadTimeout})
+				}
 			}
 			if err := walk(l.Locations); err != nil {
 				return err
@@ -308,6 +327,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.wg.Wait()
+		s.cur.Load().stopGroups()
 		s.pools.Close()
 		s.cur.Load().logs.Close() // after the last stream logged: flushes
 		return nil
@@ -329,6 +349,7 @@ func (s *Server) Close() error {
 	for _, l := range s.allListeners() {
 		l.stopHTTP1(nil)
 	}
+	s.cur.Load().stopGroups()
 	s.pools.Close()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -1,11 +1,17 @@
 // Package upstream owns backends: groups built from `upstream {}` blocks (or
-// the implicit group of `grpc_pass host:port`), the balancing picker, and a
-// pool of multiplexed HTTP/2 connections per server. It knows nothing about
-// client connections: the engine asks a Group for a Peer per stream, opens
-// the stream through the Peer's Pool, and reports how it ended with
-// Peer.Done, which feeds nginx's passive health (max_fails, fail_timeout;
-// see health.go). Retrying on another peer (grpc_next_upstream) is the
-// engine's: it asks again with PickNext.
+// the implicit group of `grpc_pass host:port`), the balancing methods, the
+// state of each server, and a pool of multiplexed HTTP/2 connections per
+// server. It knows nothing about client connections: the engine asks a
+// Group for a Peer per stream, opens the stream through the Peer's Pool,
+// and reports how it ended with Peer.Done, which feeds nginx's passive
+// health (max_fails, fail_timeout; see health.go). Retrying on another
+// peer (grpc_next_upstream) is the engine's: it asks again with PickNext.
+//
+// Each balancing method is a picker (picker.go): an immutable snapshot of
+// the peers' state, rebuilt by Group.rebuild whenever that state changes,
+// so that a pick takes no lock. What changes the state: passive failures
+// (Peer.Done), active health checks (Group.SetHealthy), outlier ejection
+// (Group.Eject) and DNS re-resolution (Group.SetPeers).
 package upstream
 
 import (
@@ -19,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gproxy/gproxy/parser/config"
 )
 
@@ -29,8 +37,13 @@ var ErrNoPeer = errors.New("no live upstreams")
 // that hash or count read it.
 type StreamInfo struct {
 	Method, Path, Authority string
-	RemoteAddr              net.Addr
+	RemoteAddr              net.Addr // the client's address (ip_hash)
 	Start                   time.Time
+	// Key is the value of the group's `hash` key for this stream, computed
+	// by the caller with the request's variables (Group.HashKey tells
+	// which); the picker only reads it. Empty: nginx falls back to round
+	// robin.
+	Key []byte
 }
 
 // Outcome is how a stream on a peer ended, reported once by Peer.Done.
@@ -42,6 +55,9 @@ type Outcome struct {
 	BytesReceived int64 // response bytes received from upstream
 	// Duration is the time since the peer was picked for this stream.
 	Duration time.Duration
+	// HeaderTime is the time from the pick to the response header; 0
+	// when none arrived (least_time header).
+	HeaderTime time.Duration
 	// Failed marks an unsuccessful attempt as nginx counts it for
 	// max_fails: an error or timeout while connecting, sending the request
 	// or reading the response header, an invalid response header, and a
@@ -51,20 +67,31 @@ type Outcome struct {
 }
 
 // Group is one upstream group of the running configuration.
+//
+// Its peers and their state (configured down, passive failures, the
+// active health flag, outlier ejection) change under mu; every change
+// ends in rebuild, which makes a new immutable snapshot of the pickers and
+// stores it atomically. Pick reads the snapshot and takes no lock.
 type Group struct {
 	Name   string
 	Config *config.Upstream
-	Peers  []*Peer
-	picker atomic.Pointer[rrPicker]
 
-	// single: a group of one peer never marks it unavailable and never
-	// retries (nginx's peers->single).
-	single bool
-	// mu serializes changes of passive health state and picker rebuilds;
-	// the per-stream path never takes it while every peer is healthy.
+	snap atomic.Pointer[snapshot]
+
+	// mu serializes changes of peer state and snapshot rebuilds; the
+	// per-stream path never takes it while no peer waits for a recheck.
 	mu sync.Mutex
+	// peers is every peer in configuration order (SetPeers replaces a
+	// server's share of it); read by rebuild under mu.
+	peers []*Peer
+	// build makes the pickers of the balancing method.
+	build pickerBuilder
+	set   *Set
+	opt   GroupOptions
 	// clock is time.Now; tests replace it.
 	clock func() time.Time
+
+	dyn dynamic // health checks and re-resolution (dynamic.go)
 }
 
 // Peer is one upstream server address.
@@ -72,20 +99,40 @@ type Peer struct {
 	Addr    string // "127.0.0.1:50051" or a unix socket path
 	Network string // "tcp" or "unix"
 	Weight  int
-	Down    bool
+	Down    bool // the server's `down`: never picked
+	Backup  bool // the server's `backup`: picked only when no primary peer is
 	Group   *Group
 	Pool    *Pool
+	// Server is the `server` line the peer comes from (an element of
+	// Group.Config.Servers); a name that resolves to several addresses
+	// makes a peer per address, all with the same Server.
+	Server *config.UpstreamServer
 
 	// MaxFails and FailTimeout are the server's max_fails= and
 	// fail_timeout= (0 max fails: never marked unavailable).
 	MaxFails    int
 	FailTimeout time.Duration
+	// MaxConns is the server's max_conns=: the most streams in progress
+	// on the peer at once (0: unlimited). A peer at its limit is skipped
+	// as nginx skips it; the count never exceeds it.
+	MaxConns int64
 
 	active   atomic.Int64 // streams picked and not yet Done
 	requests atomic.Int64
 	failures atomic.Int64
 
+	// unhealthy is set by an active health check (Group.SetHealthy).
+	unhealthy atomic.Bool
+	// ejected is the unix ns until which outlier ejection keeps the peer
+	// out (Group.Eject); 0 when not ejected.
+	ejected atomic.Int64
+	// removed is set when SetPeers drops the peer from its group: streams
+	// in flight on it finish, no new ones are picked for it.
+	removed atomic.Bool
+
 	health
+	lat     latency      // least_time (leasttime.go)
+	outlier outlierState // gproxy_outlier_detection (outlier.go)
 }
 
 // Active returns the number of streams in progress on the peer.
@@ -97,6 +144,34 @@ func (p *Peer) Requests() int64 { return p.requests.Load() }
 // Failures returns the number of unsuccessful attempts ever reported.
 func (p *Peer) Failures() int64 { return p.failures.Load() }
 
+// Healthy reports the active health flag (true unless SetHealthy said
+// otherwise).
+func (p *Peer) Healthy() bool { return !p.unhealthy.Load() }
+
+// Ejected reports whether outlier ejection keeps the peer out now.
+func (p *Peer) Ejected() bool { return p.ejected.Load() != 0 }
+
+// acquire takes one of the peer's stream slots: false when max_conns
+// streams are in progress. It never lets the count pass max_conns.
+func (p *Peer) acquire() bool {
+	if p.MaxConns <= 0 {
+		p.active.Add(1)
+		return true
+	}
+	for {
+		n := p.active.Load()
+		if n >= p.MaxConns {
+			return false
+		}
+		if p.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// full reports whether the peer is at max_conns now.
+func (p *Peer) full() bool { return p.MaxConns > 0 && p.active.Load() >= p.MaxConns }
+
 // Done reports the end of a stream picked with Group.Pick or PickNext. It
 // must be called exactly once per pick. A successful stream on a healthy
 // peer costs two atomic operations; failures feed passive health (see
@@ -105,6 +180,12 @@ func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
 	if p.Pool != nil && p.Pool.stats != nil {
 		p.Pool.stats.observe(o)
+	}
+	if u := p.Group.Config; u.Balance.Method == "least_time" {
+		p.observeLatency(&u.Balance, o)
+	}
+	if od := p.Group.Config.Outlier; od != nil {
+		p.observeOutlier(od, o)
 	}
 	if o.Failed {
 		p.failures.Add(1)
@@ -129,80 +210,116 @@ type GroupOptions struct {
 	// connections read responses into (the largest of the locations using
 	// the group); 0 keeps the codec's default.
 	ReadBufferSize int
+	// HealthChecks are the health_check directives of the locations
+	// using the group (dynamic.go).
+	HealthChecks []HealthCheck
+	// Log is the error log of health checks and re-resolution; nil
+	// logs nothing.
+	Log *zap.Logger
 }
 
-// NewGroup builds a group. Balancing methods and server parameters gproxy
-// does not honour yet are errors naming FILE:LINE, so a configuration never
-// silently balances differently from nginx.
+// NewGroup builds a group: a peer per address of each server line (a name
+// is resolved now, as nginx resolves at load), and the pickers of its
+// balancing method. The parser has checked the configuration; what it
+// lets through runs, so an error here is only a name that stopped
+// resolving since, naming FILE:LINE.
 func NewGroup(u *config.Upstream, set *Set, opt GroupOptions) (*Group, error) {
-	if m := u.Balance.Method; m != "" && m != "round_robin" {
-		return nil, fmt.Errorf("%q is not supported yet by gproxy in %s", m, pos(u.Balance.Pos, u.Pos))
+	m := u.Balance.Method
+	if m == "" {
+		m = "round_robin"
 	}
-	g := &Group{Name: u.Name, Config: u}
+	build, ok := builders[m]
+	if !ok {
+		return nil, fmt.Errorf("%q is not supported by gproxy in %s", u.Balance.Method, pos(u.Balance.Pos, u.Pos))
+	}
+	g := &Group{Name: u.Name, Config: u, build: build, set: set, opt: opt}
+	var peers []*Peer
 	for i := range u.Servers {
 		sv := &u.Servers[i]
-		for _, unsupported := range []struct {
-			set  bool
-			name string
-		}{
-			{sv.Backup, "backup"},
-			{sv.MaxConns > 0, "max_conns"},
-			{sv.Resolve, "resolve"},
-			{sv.Service != "", "service"},
-		} {
-			if unsupported.set {
-				return nil, fmt.Errorf("server parameter %q is not supported yet by gproxy in %s", unsupported.name, pos(sv.Pos, u.Pos))
-			}
+		if sv.Resolve {
+			continue // its peers come from DNS once the group starts (dynamic.go)
 		}
 		addrs, network, err := resolve(sv.Address)
 		if err != nil {
 			return nil, fmt.Errorf("host not found in upstream %q: %v in %s", sv.Address, err, pos(sv.Pos, u.Pos))
 		}
-		w := sv.Weight
-		if w <= 0 {
-			w = 1
-		}
 		for _, a := range addrs {
-			g.Peers = append(g.Peers, &Peer{
-				Addr:        a,
-				Network:     network,
-				Weight:      w,
-				Down:        sv.Down,
-				Group:       g,
-				Pool:        set.pool(u, network, a, opt),
-				MaxFails:    sv.MaxFails,
-				FailTimeout: sv.FailTimeout,
-			})
+			peers = append(peers, g.newPeer(sv, network, a))
 		}
 	}
-	g.single = len(g.Peers) == 1
-	g.picker.Store(newRRPicker(g.Peers))
+	g.mu.Lock()
+	g.peers = peers
+	g.rebuild()
+	g.mu.Unlock()
 	return g, nil
 }
 
+// newPeer makes the peer of address addr of server line sv.
+func (g *Group) newPeer(sv *config.UpstreamServer, network, addr string) *Peer {
+	w := sv.Weight
+	if w <= 0 {
+		w = 1
+	}
+	p := &Peer{
+		Addr:        addr,
+		Network:     network,
+		Weight:      w,
+		Down:        sv.Down,
+		Backup:      sv.Backup,
+		Group:       g,
+		Pool:        g.set.pool(g.Config, network, addr, g.opt),
+		Server:      sv,
+		MaxFails:    sv.MaxFails,
+		FailTimeout: sv.FailTimeout,
+		MaxConns:    int64(sv.MaxConns),
+	}
+	// A mandatory health check holds a new peer back until it passes.
+	p.unhealthy.Store(g.opt.mandatory())
+	return p
+}
+
+// HashKey returns the key template of a `hash` group, whose value the
+// caller puts in StreamInfo.Key for each stream; nil for other methods.
+func (g *Group) HashKey() *config.Template {
+	if g.Config.Balance.Method != "hash" {
+		return nil
+	}
+	return &g.Config.Balance.Key
+}
+
+// Peers returns the group's peers now, in configuration order. The slice
+// must not be modified.
+func (g *Group) Peers() []*Peer { return g.snap.Load().peers }
+
 // Single reports whether the group has one peer: nginx then never marks it
 // unavailable and never passes a request to a "next" server.
-func (g *Group) Single() bool { return g.single }
+func (g *Group) Single() bool { return g.snap.Load().single }
 
-// Pick chooses the peer for one stream: smooth weighted round robin, as
-// nginx, over the servers neither marked down nor unavailable after
-// max_fails failures. Once a peer's fail_timeout has passed, the next
-// stream is its probe. While every peer is healthy it takes no lock and
-// does not allocate. ErrNoPeer means every peer is down or unavailable
-// (nginx's "no live upstreams").
+// Tries is nginx's peer.tries: how many peers one stream may be tried on
+// (every peer not marked down, backups included).
+func (g *Group) Tries() int { return g.snap.Load().tries }
+
+// Pick chooses the peer for one stream with the group's balancing method,
+// over the peers that are not down, not unavailable after max_fails
+// failures, healthy, not ejected, and below max_conns; backup peers only
+// when no primary peer can take it. Once a peer's fail_timeout has
+// passed, the next stream is its probe. While no peer waits for such a
+// recheck it takes no lock and does not allocate. ErrNoPeer is nginx's
+// "no live upstreams".
 func (g *Group) Pick(info *StreamInfo) (*Peer, error) {
 	return g.pick(info, nil)
 }
 
 // PickNext chooses a peer for another attempt of a stream (nginx's
-// grpc_next_upstream), skipping the peers already tried.
+// grpc_next_upstream), skipping the peers already tried. Hash methods
+// continue the stream's rehash sequence where Pick left it, as nginx does.
 func (g *Group) PickNext(info *StreamInfo, tried []*Peer) (*Peer, error) {
 	return g.pick(info, tried)
 }
 
 func (g *Group) pick(info *StreamInfo, tried []*Peer) (*Peer, error) {
-	pk := g.picker.Load()
-	if pk.recheck != 0 {
+	s := g.snap.Load()
+	if s.recheck != 0 {
 		var now time.Time
 		if info != nil {
 			now = info.Start
@@ -210,106 +327,113 @@ func (g *Group) pick(info *StreamInfo, tried []*Peer) (*Peer, error) {
 		if now.IsZero() {
 			now = g.now()
 		}
-		if now.UnixNano() >= pk.recheck {
-			if p := g.probe(now, tried); p != nil {
-				p.active.Add(1)
+		if now.UnixNano() >= s.recheck {
+			if p := g.recheck(now, tried); p != nil {
 				p.requests.Add(1)
 				return p, nil
 			}
-			pk = g.picker.Load()
+			s = g.snap.Load()
 		}
 	}
-	p := pk.pick(tried)
+	if info == nil {
+		info = &StreamInfo{}
+	}
+	p := s.primary.pick(info, tried)
+	if p == nil && s.backup != nil {
+		p = s.backup.pick(info, tried)
+	}
 	if p == nil {
 		return nil, ErrNoPeer
 	}
-	p.active.Add(1)
 	p.requests.Add(1)
 	return p, nil
 }
 
-// rrPicker is an immutable snapshot of one round of nginx's smooth weighted
-// round robin over the available peers: the order is computed once, and
-// picking is an atomic increment into it. A change of a peer's
-// availability builds a new snapshot.
-type rrPicker struct {
-	order []*Peer
-	next  atomic.Uint64
-	// recheck is the earliest time (unix nanoseconds) at which an
-	// unavailable peer's fail_timeout ends; 0 when none is unavailable.
-	recheck int64
+// SetHealthy records the verdict of an active health check on p (a peer
+// of g): a peer that is not healthy leaves every picker until a later
+// SetHealthy(p, true). Peers start healthy. Passive failure counting
+// (max_fails) goes on independently.
+func (g *Group) SetHealthy(p *Peer, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p.unhealthy.Load() == !ok {
+		return
+	}
+	p.unhealthy.Store(!ok)
+	g.rebuild()
 }
 
-// maxRound caps the precomputed round; weights are reduced by their
-// greatest common divisor first, which gives the same order.
-const maxRound = 1 << 16
-
-func newRRPicker(peers []*Peer) *rrPicker {
-	pk := &rrPicker{}
-	var live []*Peer
-	for _, p := range peers {
-		if p.Down {
-			continue
-		}
-		if until := p.until.Load(); until != 0 {
-			if pk.recheck == 0 || until < pk.recheck {
-				pk.recheck = until
-			}
-			continue
-		}
-		live = append(live, p)
+// Eject takes p (a peer of g) out of every picker until the time until
+// (outlier ejection); the peer comes back by itself then, on the first
+// pick after it. A zero until brings it back at once.
+func (g *Group) Eject(p *Peer, until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var t int64
+	if !until.IsZero() {
+		t = until.UnixNano()
 	}
-	if len(live) == 0 {
-		return pk
+	if p.ejected.Load() == t {
+		return
 	}
-	d := 0
-	for _, p := range live {
-		d = gcd(d, p.Weight)
+	p.ejected.Store(t)
+	if t != 0 {
+		p.Stats().Ejected()
 	}
-	total := 0
-	w := make([]int, len(live))
-	for i, p := range live {
-		w[i] = p.Weight / d
-		total += w[i]
-	}
-	if total > maxRound {
-		total = maxRound
-	}
-	cur := make([]int, len(live))
-	sum := 0
-	for _, x := range w {
-		sum += x
-	}
-	for n := 0; n < total; n++ {
-		best := -1
-		for i := range live {
-			cur[i] += w[i]
-			if best < 0 || cur[i] > cur[best] {
-				best = i
-			}
-		}
-		cur[best] -= sum
-		pk.order = append(pk.order, live[best])
-	}
-	return pk
+	g.rebuild()
 }
 
-// pick takes the next peer of the round, skipping those in tried (a
-// retry's exclusions: the rest of the round keeps its weights).
-func (p *rrPicker) pick(tried []*Peer) *Peer {
-	if len(p.order) == 0 {
-		return nil
-	}
-	n := p.next.Add(1) - 1
-	if len(tried) == 0 {
-		return p.order[n%uint64(len(p.order))]
-	}
-	for i := range uint64(len(p.order)) {
-		if q := p.order[(n+i)%uint64(len(p.order))]; !slices.Contains(tried, q) {
-			return q
+// SetPeers makes the peers of server line sv (a pointer into
+// g.Config.Servers) one per address in addrs ("ip:port"; network "tcp"
+// or "unix"), as a DNS re-resolution found them. Peers whose address
+// remains are kept with their state and connections; new ones start
+// healthy; peers that leave are marked removed and picked no more, while
+// their streams in flight finish (their idle connections close after
+// keepalive_timeout).
+func (g *Group) SetPeers(sv *config.UpstreamServer, network string, addrs []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keep := make(map[string]*Peer)
+	for _, p := range g.peers {
+		if p.Server != sv {
+			continue
+		}
+		if p.Network == network && slices.Contains(addrs, p.Addr) {
+			keep[p.Addr] = p
+		} else {
+			p.removed.Store(true)
 		}
 	}
-	return nil
+	var out []*Peer
+	placed := false
+	for _, p := range g.peers {
+		if p.Server != sv {
+			out = append(out, p)
+		} else if !placed {
+			// The server's peers stay where its line is.
+			placed = true
+			out = append(out, g.peersOf(sv, network, addrs, keep)...)
+		}
+	}
+	if !placed {
+		out = append(out, g.peersOf(sv, network, addrs, keep)...)
+	}
+	g.peers = out
+	g.rebuild()
+}
+
+// peersOf lists the peers of sv for addrs, reusing those in keep.
+func (g *Group) peersOf(sv *config.UpstreamServer, network string, addrs []string, keep map[string]*Peer) []*Peer {
+	var ps []*Peer
+	for _, a := range addrs {
+		if p := keep[a]; p != nil {
+			ps = append(ps, p)
+			delete(keep, a)
+			continue
+		}
+		ps = append(ps, g.newPeer(sv, network, a))
+	}
+	return ps
 }
 
 func gcd(a, b int) int {

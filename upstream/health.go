@@ -52,7 +52,7 @@ func (g *Group) now() time.Time {
 }
 
 // counts reports whether failures of p are counted at all.
-func (g *Group) counts(p *Peer) bool { return !g.single && p.MaxFails > 0 }
+func (g *Group) counts(p *Peer) bool { return p.MaxFails > 0 && !g.Single() }
 
 // failed records an unsuccessful attempt on p.
 func (g *Group) failed(p *Peer) {
@@ -71,8 +71,12 @@ func (g *Group) failed(p *Peer) {
 	p.fails.Store(n)
 	p.lastFail = now
 	if int(n) >= p.MaxFails {
-		p.until.Store(now + ft)
-		g.picker.Store(newRRPicker(g.Peers))
+		// Only the change from available rebuilds the pickers: the
+		// streams still in flight on a dead peer fail in a burst, and
+		// each only moves its time (recheck notices a later one).
+		if p.until.Swap(now+ft) == 0 {
+			g.rebuild()
+		}
 	}
 }
 
@@ -91,24 +95,54 @@ func (g *Group) succeeded(p *Peer, age time.Duration) {
 	p.fails.Store(0)
 	if p.until.Load() != 0 {
 		p.until.Store(0)
-		g.picker.Store(newRRPicker(g.Peers))
+		g.rebuild()
 	}
 }
 
-// probe hands out the first unavailable peer whose fail_timeout has ended
-// (and that is not in tried) as the probe, keeping it out of the round for
-// another fail_timeout meanwhile. nil when there is none.
-func (g *Group) probe(now time.Time, tried []*Peer) *Peer {
+// recheck runs when a peer is due back (the snapshot's recheck time has
+// come): ejections that have ended are lifted, and the first unavailable
+// peer whose fail_timeout has ended (and that is not in tried, and has a
+// free slot) is handed out as the probe, kept out of the round for
+// another fail_timeout meanwhile. Backup peers are probed only when no
+// primary peer is up. It returns the probe, with its slot acquired, or nil.
+func (g *Group) recheck(now time.Time, tried []*Peer) *Peer {
 	t := now.UnixNano()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, p := range g.Peers {
-		if until := p.until.Load(); p.Down || until == 0 || until > t || slices.Contains(tried, p) {
+	changed := false
+	primaryUp := false
+	for _, p := range g.peers {
+		if e := p.ejected.Load(); e != 0 && e <= t {
+			p.ejected.Store(0)
+			changed = true
+		}
+		primaryUp = primaryUp || (!p.Backup && p.usable())
+	}
+	var probe *Peer
+	for _, p := range g.peers {
+		if until := p.until.Load(); p.Down || until == 0 || until > t || (p.Backup && primaryUp) ||
+			p.removed.Load() || p.unhealthy.Load() || p.ejected.Load() != 0 || slices.Contains(tried, p) || !p.acquire() {
 			continue
 		}
 		p.until.Store(t + int64(p.FailTimeout))
-		g.picker.Store(newRRPicker(g.Peers))
-		return p
+		probe = p
+		changed = true
+		break
 	}
-	return nil
+	if changed || g.nextDue() != g.snap.Load().recheck {
+		g.rebuild()
+	}
+	return probe
+}
+
+// nextDue is what rebuild would set as the snapshot's recheck time; g.mu
+// is held.
+func (g *Group) nextDue() int64 {
+	var due int64
+	for _, p := range g.peers {
+		if t := p.dueBack(); !p.Down && t != 0 && (due == 0 || t < due) {
+			due = t
+		}
+	}
+	return due
 }

@@ -175,7 +175,7 @@ func TestProbeWhileInFlight(t *testing.T) {
 	if got := picks(t, g, clk, 4, ""); got != "abab" {
 		t.Fatalf("picks after the probe %s, want abab", got)
 	}
-	if a := g.Peers[0]; a.Unavailable() || a.Fails() != 0 || a.Failures() != 1 {
+	if a := g.Peers()[0]; a.Unavailable() || a.Fails() != 0 || a.Failures() != 1 {
 		t.Fatalf("a: unavailable %v, fails %d, failures %d", a.Unavailable(), a.Fails(), a.Failures())
 	}
 }
@@ -194,7 +194,7 @@ func TestPickNextSkipsTried(t *testing.T) {
 		}
 		p.Done(Outcome{})
 	}
-	b, c := g.Peers[1], g.Peers[2]
+	b, c := g.Peers()[1], g.Peers()[2]
 	if _, err := g.PickNext(&StreamInfo{Start: clk.now()}, []*Peer{a, b, c}); !errors.Is(err, ErrNoPeer) {
 		t.Fatalf("all tried: %v", err)
 	}

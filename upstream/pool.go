@@ -36,6 +36,9 @@ type Set struct {
 	// build replaced by one with other settings, for the same reason.
 	gen      uint64
 	replaced []*Pool
+
+	// health remembers peers' health across reloads (dynamic.go).
+	health healthMemory
 }
 
 type poolKey struct{ upstream, network, addr string }

@@ -20,7 +20,7 @@ func TestGroupReadBufferSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := g.Peers[0].Pool.lim.ReadBufferSize; got != tc.want {
+		if got := g.Peers()[0].Pool.lim.ReadBufferSize; got != tc.want {
 			t.Errorf("ReadBufferSize option %d: pool reads with %d bytes, want %d", tc.opt, got, tc.want)
 		}
 	}

@@ -62,17 +62,18 @@ func TestAllDown(t *testing.T) {
 	}
 }
 
-func TestUnsupported(t *testing.T) {
+// TestUnsupported: a server line with resolve (re-resolved names are not
+// built yet) is an error naming FILE:LINE, never a group that silently
+// resolves once.
+// TestResolveServerWaitsForDNS: a server marked resolve is not resolved
+// at load; its peers come from DNS once the group starts (dynamic.go).
+func TestResolveServerWaitsForDNS(t *testing.T) {
 	set := NewSet(nil, h2.DefaultLimits())
-	for _, u := range []*config.Upstream{
-		{Name: "a", Balance: config.Balance{Method: "least_conn", Pos: config.Pos{File: "n.conf", Line: 7}}},
-		{Name: "b", Servers: []config.UpstreamServer{{Address: "10.0.0.1:1", Backup: true, Pos: config.Pos{File: "n.conf", Line: 9}}}},
-		{Name: "c", Servers: []config.UpstreamServer{{Address: "10.0.0.1:1", MaxConns: 4, Pos: config.Pos{File: "n.conf", Line: 9}}}},
-	} {
-		_, err := NewGroup(u, set, GroupOptions{})
-		if err == nil || !strings.Contains(err.Error(), "not supported yet by gproxy in n.conf:") {
-			t.Errorf("%s: got %v", u.Name, err)
-		}
+	u := &config.Upstream{Name: "b", Balance: config.Balance{Method: "round_robin"},
+		Servers: []config.UpstreamServer{{Address: "10.0.0.1:1", Resolve: true, Pos: config.Pos{File: "n.conf", Line: 9}}}}
+	g, err := NewGroup(u, set, GroupOptions{})
+	if err != nil || len(g.Peers()) != 0 {
+		t.Errorf("NewGroup = %v peers, %v", len(g.Peers()), err)
 	}
 }
 
@@ -324,3 +325,5 @@ func TestPoolDialTimeout(t *testing.T) {
 		t.Fatal("no timeout")
 	}
 }
+
+func newTestSet() *Set { return NewSet(nil, h2.DefaultLimits()) }

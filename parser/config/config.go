@@ -163,7 +163,54 @@ type Upstream struct {
 	Resolver        *Resolver
 	ResolverTimeout time.Duration
 
+	// Zone is the zone directive's name, "" without one. gproxy is one
+	// process, so a group's state is shared already; the zone only
+	// satisfies the rules that require one (resolve, health_check).
+	Zone string
+	// Outlier is gproxy_outlier_detection (a gproxy extension); nil when
+	// the upstream does not set it.
+	Outlier *OutlierDetection
+
 	Pos Pos
+}
+
+// OutlierDetection is gproxy_outlier_detection: passive ejection driven by
+// gRPC status, after Envoy's outlier_detection. A peer whose streams end
+// Consecutive times in a row in UNAVAILABLE or INTERNAL (or fail to
+// connect) is ejected for BaseEjectionTime times the number of times it
+// has been ejected, at most MaxEjectionTime; at most MaxEjectionPercent of
+// the group's peers are ejected at once. Each Interval a peer spends
+// without being ejected lowers its ejection count by one.
+type OutlierDetection struct {
+	Consecutive        int           // default 5
+	Interval           time.Duration // default 10s
+	BaseEjectionTime   time.Duration // default 30s
+	MaxEjectionTime    time.Duration // default 300s
+	MaxEjectionPercent int           // default 10
+	Pos                Pos
+}
+
+// HealthCheck is an NGINX Plus `health_check type=grpc ...` in a location:
+// active gRPC health checks (grpc.health.v1.Health/Check) of the servers of
+// the location's grpc_pass group.
+type HealthCheck struct {
+	Interval time.Duration // interval=, default 5s
+	Jitter   time.Duration // jitter=, default 0
+	Fails    int           // fails=, default 1
+	Passes   int           // passes=, default 1
+	Port     int           // port=, 0 = the server's own port
+	// GRPCService is grpc_service= (the HealthCheckRequest's service;
+	// "" asks about the server as a whole).
+	GRPCService string
+	// GRPCStatus is grpc_status=: a non-zero gRPC status that counts as
+	// healthy (for servers without the health service, e.g. 12
+	// UNIMPLEMENTED); -1 when not given.
+	GRPCStatus int
+	// Mandatory: a new server is unhealthy until its first check passes.
+	// Persistent (with Mandatory): after a reload a server keeps the state
+	// it had.
+	Mandatory, Persistent bool
+	Pos                   Pos
 }
 
 // Resolver is a `resolver` directive: DNS servers for names resolved at
@@ -182,7 +229,12 @@ type Balance struct {
 	Consistent bool   // hash ... consistent
 	Two        bool   // random two
 	TwoMethod  string // random two least_conn -> "least_conn"
-	Pos        Pos
+	// LeastTime is least_time's measure (NGINX Plus): "header" (time to
+	// the response header) or "last_byte" (to the end of the response);
+	// Inflight counts streams still running too.
+	LeastTime string
+	Inflight  bool
+	Pos       Pos
 }
 
 // UpstreamServer is one server line of an upstream block.
@@ -314,6 +366,9 @@ type Location struct {
 
 	// GRPCPass is nil when this location does not proxy.
 	GRPCPass *GRPCPass
+	// HealthChecks are the location's health_check directives (NGINX
+	// Plus), which check the servers of GRPCPass's group.
+	HealthChecks []HealthCheck
 
 	// Monitor is set when the location answers with gproxy's own state
 	// (stub_status, gproxy_metrics, gproxy_status) instead of proxying.
