@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -79,7 +80,7 @@ func TestCLI(t *testing.T) {
 		{name: "help", args: []string{"-h"}, stderr: "~Usage: gproxy [-?hvVtTq] [-s signal] [-p prefix]\n"},
 		{name: "help?", args: []string{"-?"}, stderr: "~  -c filename   : set configuration file (default: /etc/nginx/nginx.conf)\n"},
 		{name: "configure", args: []string{"-V"}, stderr: "~\nbuilt with go"},
-		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_pass\n"},
+		{name: "configure directives", args: []string{"-V"}, stderr: "~directives implemented ("},
 		{name: "test ok", args: []string{"-p", prefix, "-c", article, "-t"}, stderr: ok},
 		{name: "test attached", args: []string{"-p" + prefix, "-tc" + article}, stderr: ok},
 		{name: "version and test", args: []string{"-v", "-p", prefix, "-c", article, "-t"},
@@ -202,4 +203,14 @@ func relTo(dir, target string) string {
 		panic(err)
 	}
 	return rel
+}
+
+// TestVersionListsDirectives checks that -V names grpc_pass among the
+// implemented directives, wherever the line wrapping puts it.
+func TestVersionListsDirectives(t *testing.T) {
+	r := runGproxy(t, "-V")
+	impl, _, _ := strings.Cut(r.stderr, "directives ignored")
+	if !regexp.MustCompile(`(?m)[ ]grpc_pass( |$)`).MatchString(impl) {
+		t.Errorf("grpc_pass not listed as implemented:\n%s", impl)
+	}
 }
