@@ -55,7 +55,7 @@ http {
 // get fetches a URL with HTTP/1.1.
 func get(t *testing.T, url string) (int, string, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,6 +35,7 @@ http {
         %s
         location / { grpc_pass grpc://unary; }
         location /grpc.testing.TestService/FullDuplexCall { grpc_pass grpc://streams; }
+        location = /metrics { gproxy_metrics; }
     }
 }
 `, u, s, port, listen2)
@@ -55,6 +59,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	waitFor(t, "the pid file", func() bool { return readPIDFile(pidFile) == cmd.Process.Pid })
 	pid := cmd.Process.Pid
 	baseline := openFDs(t, pid)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	baseGoroutines := goroutines(t, metricsURL)
 
 	ld := startLoad(t, fmt.Sprintf("127.0.0.1:%d", port), 2, 4, 2)
 	time.Sleep(200 * time.Millisecond)
@@ -88,9 +94,45 @@ func TestReloadUnderLoad(t *testing.T) {
 	// Client connections are closed; the kept groups may hold one pooled
 	// connection to each backend.
 	waitFor(t, "descriptors back to the baseline", func() bool { return openFDs(t, pid) <= baseline+2 })
+	// Goroutines: the pooled upstream connections' readers at most beyond
+	// the baseline (the scrape's own connection is counted in both).
+	waitFor(t, "goroutines back to the baseline", func() bool { return goroutines(t, metricsURL) <= baseGoroutines+4 })
 	if log := readFile(t, errorLog); strings.Contains(log, "[error]") || strings.Contains(log, "[alert]") || strings.Contains(log, "[crit]") {
 		t.Errorf("error log:\n%s", log)
 	}
 	_ = cmd.Process.Kill()
 	_ = stderr
+}
+
+// goroutines reads go_goroutines from gproxy's metrics.
+func goroutines(t *testing.T, url string) int {
+	t.Helper()
+	_, _, body := get(t, url)
+	m := regexp.MustCompile(`(?m)^go_goroutines (\d+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no go_goroutines in:\n%s", body)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestReloadRefusesNewSocketOption changes an option that takes effect
+// only when a socket is bound (reuseport) on a kept address: the reload is
+// refused with the reason in the error log, and the old socket serves on.
+func TestReloadRefusesNewSocketOption(t *testing.T) {
+	prefix := newPrefix(t)
+	conf := filepath.Join(prefix, "gproxy.conf")
+	port := freePort(t)
+	writeFile(t, conf, runConf("daemon off;", port, ""))
+	cmd, _ := foreground(t, "-p", prefix, "-c", conf)
+	waitFor(t, "the pid file", func() bool { return readPIDFile(prefix+"logs/gproxy.pid") == cmd.Process.Pid })
+	writeFile(t, conf, strings.Replace(runConf("daemon off;", port, ""), " http2;", " http2 reuseport;", 1))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`[error] %d#0: reload failed, keeping the running configuration: changing SO_REUSEPORT of "listen 127.0.0.1:%d" needs a new socket`, cmd.Process.Pid, port)
+	waitFor(t, "the refused reload", func() bool { return fileContains(prefix+"logs/error.log", want) })
+	if !accepts(port) {
+		t.Error("the kept socket stopped serving")
+	}
 }
