@@ -313,8 +313,13 @@ func signame(s syscall.Signal) string {
 			return "SIG" + name
 		}
 	}
-	if s == syscall.SIGINT {
+	switch s {
+	case syscall.SIGINT:
 		return "SIGINT"
+	case syscall.SIGUSR2:
+		return "SIGUSR2"
+	case syscall.SIGWINCH:
+		return "SIGWINCH"
 	}
 	return s.String()
 }

@@ -12,7 +12,8 @@ import (
 // TestBinaryUpgradeUnderLoad upgrades the binary as nginx's documentation
 // describes, under a load of unary and streaming calls: USR2 starts the new
 // binary on the inherited listening socket and moves the pid file to
-// .oldbin; QUIT to the old one lets its streams finish. No call fails, and
+// .oldbin; WINCH makes the old one stop serving gracefully, and QUIT ends
+// it. No call fails, and
 // the pid file ends with the new pid.
 func TestBinaryUpgradeUnderLoad(t *testing.T) {
 	b1, b2 := startGRPCBackend(t, "b1"), startGRPCBackend(t, "b2")
@@ -40,6 +41,17 @@ func TestBinaryUpgradeUnderLoad(t *testing.T) {
 		t.Errorf("%s.oldbin holds %d, want the old pid %d", pidFile, got, oldPID)
 	}
 	time.Sleep(300 * time.Millisecond) // both serve
+	// WINCH: the old one stops serving gracefully and waits.
+	if err := cmd.Process.Signal(syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the old binary to drain", func() bool {
+		return fileContains(prefix+"logs/error.log", fmt.Sprintf("[notice] %d#0: signal 28 (SIGWINCH) received, gracefully shutting down", oldPID))
+	})
+	time.Sleep(300 * time.Millisecond)
+	if syscall.Kill(oldPID, 0) != nil {
+		t.Error("the old binary exited on WINCH; it should wait for QUIT")
+	}
 	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
 		t.Fatal(err)
 	}
