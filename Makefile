@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build test vet fmt-check demo bench e2e h2spec clean install
+.PHONY: all build test vet fmt-check demo bench bench-tls e2e h2spec clean install
 
 all: build
 
@@ -34,9 +34,14 @@ e2e:
 h2spec:
 	$(GO) test -timeout 5m -v -count=1 -run 'TestH2Spec' ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
 
-## bench: gproxy vs nginx vs HAProxy on loopback, about 2 minutes; table in bench-out/table.md
+## bench: gproxy vs nginx vs HAProxy on loopback, cleartext then TLS, about 3 minutes; tables in bench-out/
 bench:
 	timeout -k 10 300 examples/bench/bench.sh
+	timeout -k 10 200 examples/bench/tls.sh
+
+## bench-tls: the TLS part of bench alone (ECDSA and RSA, RPS and handshakes/s)
+bench-tls:
+	timeout -k 10 200 examples/bench/tls.sh
 
 ## install: binary, systemd unit and logrotate snippet (PREFIX=/usr/local, DESTDIR for packaging)
 PREFIX  ?= /usr/local

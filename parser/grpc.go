@@ -63,32 +63,78 @@ var grpcCommands = concat([]command{
 	{name: "grpc_ssl_verify_depth", ctx: cHSL, args: take1, status: statusImplemented,
 		set: numSetting(func(s *config.Settings, v int) { s.GRPC.SSLVerifyDepth = v })},
 	{name: "grpc_ssl_trusted_certificate", ctx: cHSL, args: take1, status: statusImplemented,
-		set: pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLTrustedCertificate = v })},
+		set: withPos(pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLTrustedCertificate = v }),
+			func(s *config.Settings) *config.Pos { return &s.GRPC.SSLPos.TrustedCertificate })},
 	{name: "grpc_ssl_certificate", ctx: cHSL, args: take1, status: statusImplemented,
-		set: pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLCertificate = v })},
+		set: grpcSSLFile(func(s *config.Settings, v string) { s.GRPC.SSLCertificate = v },
+			func(s *config.Settings) *[]config.Pos { return &s.GRPC.SSLPos.Certificates })},
 	{name: "grpc_ssl_certificate_key", ctx: cHSL, args: take1, status: statusImplemented,
-		set: pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLCertificateKey = v })},
+		set: grpcSSLFile(func(s *config.Settings, v string) { s.GRPC.SSLCertificateKey = v },
+			func(s *config.Settings) *[]config.Pos { return &s.GRPC.SSLPos.CertificateKeys })},
 	{name: "grpc_ssl_protocols", ctx: cHSL, args: more1, status: statusImplemented,
-		set: bitmaskSetting(sslProtocolValues, func(s *config.Settings, v []string) { s.GRPC.SSLProtocols = v })},
+		set: withPos(bitmaskSetting(sslProtocolValues, func(s *config.Settings, v []string) { s.GRPC.SSLProtocols = v }),
+			func(s *config.Settings) *config.Pos { return &s.GRPC.SSLPos.Protocols })},
 	{name: "grpc_ssl_ciphers", ctx: cHSL, args: take1, status: statusImplemented,
-		set: stringSetting(func(s *config.Settings, v string) { s.GRPC.SSLCiphers = v })},
+		set: withPos(stringSetting(func(s *config.Settings, v string) { s.GRPC.SSLCiphers = v }),
+			func(s *config.Settings) *config.Pos { return &s.GRPC.SSLPos.Ciphers })},
+	{name: "grpc_ssl_password_file", ctx: cHSL, args: take1, status: statusImplemented,
+		set: withPos(pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLPasswordFile = v }),
+			func(s *config.Settings) *config.Pos { return &s.GRPC.SSLPos.PasswordFile })},
+	{name: "grpc_ssl_crl", ctx: cHSL, args: take1, status: statusImplemented,
+		set: withPos(pathSetting(func(s *config.Settings, v string) { s.GRPC.SSLCRL = v }),
+			func(s *config.Settings) *config.Pos { return &s.GRPC.SSLPos.CRL })},
+	{name: "grpc_ssl_session_reuse", ctx: cHSL, args: flag, status: statusImplemented,
+		set: flagSetting(func(s *config.Settings, v bool) { s.GRPC.SSLSessionReuse = v })},
+	{name: "grpc_ssl_conf_command", ctx: cHSL, args: take2, status: statusImplemented,
+		set: confCommand(func(s *config.Settings) (*[][2]string, *config.Pos) {
+			return &s.GRPC.SSLConfCommands, &s.GRPC.SSLPos.ConfCommand
+		})},
 },
-	ignored(cHSL, flag, slot(isFlag), "grpc_ssl_session_reuse"),
-	unsupported("grpc_bind", "grpc_ssl_crl", "grpc_ssl_password_file", "grpc_ssl_conf_command"),
+	unsupported("grpc_bind"),
 )
 
-func setGRPCPass(l *loader, b *block, n *lex.Node) error {
-	if b.kind == cLIF {
-		return l.errf(n, `"grpc_pass" directive inside "if" is not supported by gproxy`)
+// grpcSSLFile sets grpc_ssl_certificate or grpc_ssl_certificate_key and
+// records its position as the only entry of its SSLPos list.
+func grpcSSLFile(f func(s *config.Settings, v string), get func(s *config.Settings) *[]config.Pos) setter {
+	return func(l *loader, b *block, n *lex.Node) error {
+		if err := l.once(b, n); err != nil {
+			return err
+		}
+		v, p := l.confPath(n.Args[0]), l.pos(n)
+		b.set(n.Name, func(s *config.Settings) { f(s, v); *get(s) = []config.Pos{p} })
+		return nil
 	}
-	loc := b.loc.l
-	if loc.GRPCPass != nil || loc.Monitor != nil {
+}
+
+func setGRPCPass(l *loader, b *block, n *lex.Node) error {
+	// Inside if, the pass is the if block's own (nginx gives it a location
+	// configuration of its own).
+	slot := &b.loc.l.GRPCPass
+	if b.kind == cLIF {
+		slot = &b.ifb.GRPCPass
+	}
+	if *slot != nil || b.loc.l.Monitor != nil {
 		return l.dirErr(n, "is duplicate")
 	}
 	v := n.Args[0]
 	gp := &config.GRPCPass{Scheme: "grpc", Pos: l.pos(n)}
 	if strings.IndexByte(v, '$') >= 0 {
-		return l.errf(n, `"grpc_pass" with variables is not supported by gproxy`)
+		// Resolved per request (see config.GRPCPass.Target).
+		switch {
+		case strings.HasPrefix(v, "grpcs://"):
+			gp.Scheme = "grpcs"
+			v = v[len("grpcs://"):]
+		case strings.HasPrefix(v, "grpc://"):
+			v = v[len("grpc://"):]
+		}
+		t, terr := parseTemplate(v)
+		if terr != nil {
+			return l.errf(n, "%s", terr.msg)
+		}
+		l.useVars(t)
+		gp.Target = t
+		*slot = gp
+		return nil
 	}
 	switch {
 	case strings.HasPrefix(v, "grpc://"):
@@ -121,7 +167,7 @@ func setGRPCPass(l *loader, b *block, n *lex.Node) error {
 		return err
 	}
 	r.passes = append(r.passes, gp)
-	loc.GRPCPass = gp
+	*slot = gp
 	return nil
 }
 
@@ -150,6 +196,7 @@ func setGRPCSSLName(l *loader, b *block, n *lex.Node) error {
 		return l.errf(n, "%s", terr.msg)
 	}
 	l.useVars(t)
-	b.set(n.Name, func(s *config.Settings) { s.GRPC.SSLName = t })
+	p := l.pos(n)
+	b.set(n.Name, func(s *config.Settings) { s.GRPC.SSLName = t; s.GRPC.SSLPos.Name = p })
 	return nil
 }

@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"errors"
 	"net"
 	"os"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/parser/lex"
+	"github.com/gproxy/gproxy/tlsconf"
 )
 
 // http {}, server {}, listen, server_name, location and the core settings
@@ -48,15 +50,20 @@ func defaultSettings() config.Settings {
 		HTTP2MaxConcurrentStreams: 128,
 		HTTP2ChunkSize:            8 << 10,
 		ResolverTimeout:           30 * time.Second,
+		Limits: config.LimitSettings{
+			ReqStatus: 503, ReqLogLevel: "error", ConnStatus: 503, ConnLogLevel: "error",
+		},
+		DefaultType: "text/plain",
 		GRPC: config.GRPCSettings{
-			ConnectTimeout: 60 * time.Second,
-			ReadTimeout:    60 * time.Second,
-			SendTimeout:    60 * time.Second,
-			NextUpstream:   []string{"error", "timeout"},
-			BufferSize:     os.Getpagesize(),
-			SSLVerifyDepth: 1,
-			SSLProtocols:   []string{"TLSv1.2", "TLSv1.3"},
-			SSLCiphers:     "DEFAULT",
+			ConnectTimeout:  60 * time.Second,
+			ReadTimeout:     60 * time.Second,
+			SendTimeout:     60 * time.Second,
+			NextUpstream:    []string{"error", "timeout"},
+			BufferSize:      os.Getpagesize(),
+			SSLVerifyDepth:  1,
+			SSLProtocols:    []string{"TLSv1.2", "TLSv1.3"},
+			SSLCiphers:      "DEFAULT",
+			SSLSessionReuse: true,
 		},
 		SSL: config.SSLSettings{
 			Protocols:      []string{"TLSv1.2", "TLSv1.3"},
@@ -145,6 +152,9 @@ type httpState struct {
 	// logBuffers maps a buffered access log's path to its first
 	// definition: nginx opens each file once, with one buffer.
 	logBuffers map[string]config.Log
+	// zones are the shared memory zones named so far (limit.go).
+	zones     map[string]*shmZone
+	zoneOrder []string
 }
 
 type listenAddr struct {
@@ -168,6 +178,7 @@ type serverState struct {
 type locState struct {
 	l   *config.Location
 	lvl *level
+	lmt *level // the limit_except block's directives; nil without one
 }
 
 func setHTTP(l *loader, _ *block, n *lex.Node) error {
@@ -223,7 +234,7 @@ func (l *loader) finishHTTP(closing config.Pos) error {
 		if ss.http2 != nil {
 			ss.s.HTTP2 = *ss.http2
 		}
-		if ss.ssl && len(ss.s.Settings.SSL.Certificates) == 0 {
+		if ss.ssl && len(ss.s.Settings.SSL.Certificates) == 0 && !ss.s.Settings.SSL.RejectHandshake {
 			// nginx names the server block, where its ssl conf was created.
 			return l.errAt(ss.s.Pos, `no "ssl_certificate" is defined for the "listen ... ssl" directive`)
 		}
@@ -231,6 +242,9 @@ func (l *loader) finishHTTP(closing config.Pos) error {
 			return err
 		}
 		if err := l.mergeLocations(ss.s.Locations, ss.s.Settings); err != nil {
+			return err
+		}
+		if err := l.checkUpstreamTLS(ss.s.Locations); err != nil {
 			return err
 		}
 	}
@@ -252,6 +266,13 @@ func (l *loader) mergeLocations(locs []*config.Location, parent config.Settings)
 	for _, loc := range locs {
 		ls := l.locStates[loc]
 		loc.Settings = ls.lvl.effective(parent)
+		finishLimitExcept(ls)
+		for _, il := range l.ifLevels[loc] {
+			if len(il.lvl.ops) > 0 {
+				st := il.lvl.effective(loc.Settings)
+				il.ifb.Settings = &st
+			}
+		}
 		if err := l.mergeLocations(loc.Locations, loc.Settings); err != nil {
 			return err
 		}
@@ -643,26 +664,51 @@ func setResolverTimeout(l *loader, b *block, n *lex.Node) error {
 	return nil
 }
 
-// checkCertificates makes sure the server's certificates and keys can be
-// read, as nginx does by loading them at start and at -t: first that each
-// certificate has its key, then the files.
+// checkCertificates loads the server's TLS material as nginx does at
+// start and at -t (tlsconf.NewServer: certificates and keys, password
+// file, CA lists, CRL, ticket keys, ciphers, curves), so that -t fails
+// on what start would refuse. An expired certificate is a warning.
 func (l *loader) checkCertificates(s config.SSLSettings) error {
 	if len(s.CertificateKeys) < len(s.Certificates) {
 		c := l.asWritten[s.Certificates[len(s.CertificateKeys)]]
 		return &Diagnostic{Level: "emerg", Msg: "no \"ssl_certificate_key\" is defined for certificate \"" + c + "\""}
 	}
-	for i, c := range s.Certificates {
-		if f, err := os.Open(c); err != nil {
-			return &Diagnostic{Level: "emerg", Msg: "cannot load certificate \"" + c + "\": " + openError(c, err)}
-		} else {
-			f.Close()
+	srv, err := tlsconf.NewServer(&s)
+	if err != nil {
+		return tlsDiagnostic(err, config.Pos{})
+	}
+	for _, w := range srv.Warnings {
+		l.warnAt(w.Pos, "%s", w.Msg)
+	}
+	return nil
+}
+
+// checkUpstreamTLS loads the grpc_ssl_* material of every location that
+// passes to grpcs:// (tlsconf.NewUpstream).
+func (l *loader) checkUpstreamTLS(locs []*config.Location) error {
+	for _, loc := range locs {
+		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" {
+			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, gp.Upstream.Name); err != nil {
+				return tlsDiagnostic(err, gp.Pos)
+			}
 		}
-		k := s.CertificateKeys[i]
-		if f, err := os.Open(k); err != nil {
-			return &Diagnostic{Level: "emerg", Msg: "cannot load certificate key \"" + k + "\": " + openError(k, err)}
-		} else {
-			f.Close()
+		if err := l.checkUpstreamTLS(loc.Locations); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// tlsDiagnostic turns a tlsconf error into an emerg at its position, or
+// at def when it names none.
+func tlsDiagnostic(err error, def config.Pos) error {
+	var te *tlsconf.Error
+	if !errors.As(err, &te) {
+		return &Diagnostic{Level: "emerg", Msg: err.Error(), Pos: def}
+	}
+	p := te.Pos
+	if p.File == "" {
+		p = def
+	}
+	return &Diagnostic{Level: "emerg", Msg: te.Msg, Pos: p}
 }

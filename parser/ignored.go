@@ -324,14 +324,13 @@ var ignoredCommands = concat(
 	ignored(cEvents, flag, slot(isFlag), "multi_accept", "accept_mutex"),
 
 	[]command{{name: "types", ctx: cHSL, args: noArgs, block: true, status: statusIgnored, set: setTypes}},
-	ignored(cHSL, take1, slot(nil), "default_type"),
 	ignored(cHSL|cLIF, take1, slot(nil), "charset", "source_charset"),
 	ignored(cHSL|cLIF, flag, slot(isFlag), "override_charset", "sendfile", "gzip"),
 	ignored(cHSL|cLIF|cSIF, flag, slot(isFlag), "uninitialized_variable_warn", "rewrite_log"),
 	ignored(cHSL, flag, slot(isFlag), "etag", "server_name_in_redirect", "port_in_redirect", "absolute_redirect",
 		"msie_padding", "msie_refresh", "log_not_found", "log_subrequest", "open_file_cache_errors",
 		"chunked_transfer_encoding", "tcp_nopush", "tcp_nodelay", "reset_timedout_connection", "gzip_vary",
-		"recursive_error_pages", "client_body_in_single_buffer"),
+		"client_body_in_single_buffer"),
 	ignored(cHTTP|cServer, flag, slot(isFlag), "merge_slashes", "ignore_invalid_headers", "underscores_in_headers"),
 	ignored(cHSL, take1, slot(isEnum("off", "exact", "before")), "if_modified_since"),
 	ignored(cHSL, take1, slot(isEnum("off", "on", "always")), "lingering_close", "gzip_static"),
@@ -366,7 +365,38 @@ var ignoredCommands = concat(
 	ignored(cHTTP|cServer, take1, slot(isMsec), "client_header_timeout"),
 	ignored(cHSL, take1, slot(isMsec), "client_body_timeout", "send_timeout", "lingering_time", "lingering_timeout"),
 	ignored(cHSL, take1, slot(isSec), "open_file_cache_valid"),
+	// gproxy serves no files: where nginx would, gproxy answers 404 (see
+	// Table.Route), so the file-serving settings change nothing.
+	ignored(cHSL|cLIF, take1, slot(nil), "root"),
+	ignored(cHSL, more1, func(l *loader, _ *block, n *lex.Node) error { return l.checkValue(n, isIndex) }, "index"),
+	ignored(cHSL, take1|take2|take3|take4, slot(isTempPath), "client_body_temp_path", "proxy_temp_path",
+		"fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"),
 )
+
+// isIndex is ngx_http_index_set_index's check: no empty name; an absolute
+// path before the last is only a warning.
+func isIndex(l *loader, n *lex.Node) (string, error) {
+	for i, a := range n.Args {
+		if a == "" {
+			return fmt.Sprintf(`index "" in "%s" directive is invalid`, n.Name), nil
+		}
+		if strings.HasPrefix(a, "/") && i != len(n.Args)-1 {
+			l.warn(n, `only the last index in "%s" directive should be absolute`, n.Name)
+		}
+	}
+	return "", nil
+}
+
+// isTempPath is ngx_conf_set_path_slot: a path and up to three levels of
+// hashed subdirectories, each a positive number.
+func isTempPath(_ *loader, n *lex.Node) (string, error) {
+	for _, a := range n.Args[1:] {
+		if v, ok := parseNum(a); !ok || v == 0 {
+			return dirMsg(n, "invalid value"), nil
+		}
+	}
+	return "", nil
+}
 
 // http2Ignored are the settings of nginx's HTTP/2 module that gproxy's
 // engine sizes itself, and those nginx 1.19.7 made obsolete (nginx warns

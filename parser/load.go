@@ -104,6 +104,8 @@ type loader struct {
 	mainSeen map[string]bool // main-level scalar directives already set
 	// locStates finds the level of a location when merging.
 	locStates map[*config.Location]*locState
+	// ifLevels are the if blocks of each location, for their settings.
+	ifLevels map[*config.Location][]ifLevel
 	// asWritten maps a resolved certificate path to its spelling in the
 	// file, for the messages nginx words with the latter.
 	asWritten map[string]string
@@ -117,6 +119,7 @@ func newLoader(name string, opt Options) *loader {
 		confPrefix: opt.ConfPrefix,
 		warned:     map[string]bool{},
 		mainSeen:   map[string]bool{},
+		ifLevels:   map[*config.Location][]ifLevel{},
 		asWritten:  map[string]string{},
 		cfg: &config.Config{
 			File:              name,
@@ -167,7 +170,7 @@ func (l *loader) run(data []byte) error {
 	if n := l.listeningSockets(); n > l.cfg.WorkerConnections {
 		return &Diagnostic{Level: "emerg", Msg: fmt.Sprintf("%d worker_connections are not enough for %d listening sockets", l.cfg.WorkerConnections, n)}
 	}
-	return nil
+	return l.checkZones()
 }
 
 // readFile tokenizes one file and walks its directives in context b.

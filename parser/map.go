@@ -34,7 +34,7 @@ func setMap(l *loader, _ *block, n *lex.Node) error {
 		return l.errf(n, "invalid variable name \"%s\"", target)
 	}
 	target = target[1:]
-	if builtinVars[target] {
+	if builtinVars[target] && !contains(config.OwnVariables, target) {
 		return l.errf(n, "the duplicate \"%s\" variable", target)
 	}
 	l.http.mapVars[target] = true

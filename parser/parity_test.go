@@ -95,6 +95,11 @@ func TestParityErrors(t *testing.T) {
 		// ngx_conf_full_name appends as written; a directory fails at read.
 		{"events{}\nhttp{include ./sub//a.conf;}\n", `[emerg] open() "D/./sub//a.conf" failed (2: No such file or directory) in F:2`},
 		{"events{}\nhttp{include \"\";}\n", `[crit] pread() "D/" failed (21: Is a directory)`},
+		// File serving: ignored, with nginx's checks.
+		{"events{}\nhttp{client_body_temp_path /tmp 1 0;}\n", `[emerg] "client_body_temp_path" directive invalid value in F:2`},
+		{"events{}\nhttp{proxy_temp_path /tmp 1 2 3 4;}\n", `[emerg] invalid number of arguments in "proxy_temp_path" directive in F:2`},
+		{"events{}\nhttp{index \"\";}\n", `[emerg] index "" in "index" directive is invalid in F:2`},
+		{"events{}\nhttp{root a;\nroot b;}\n", `[emerg] "root" directive is duplicate in F:3`},
 	}
 	for _, tt := range tests {
 		if got, _ := outcome(t, tt.conf); got != tt.want {
@@ -127,6 +132,10 @@ func TestParityAccepted(t *testing.T) {
 		// Contexts nginx allows.
 		{srv + "location / {if ($uri) {gzip on; sendfile on; charset utf-8; rewrite_log on;}}}}\n", nil},
 		{srv + "if ($uri) {rewrite_log on; uninitialized_variable_warn off;}}}\n", nil},
+		// File serving is ignored, with nginx's warnings.
+		{srv + "root /x; index a /b; location / {if ($uri) {root /y;}}}}\n", nil},
+		{"events{}\nhttp{index /a b; client_body_temp_path a 1 2 3; fastcgi_temp_path b; uwsgi_temp_path c; scgi_temp_path d; proxy_temp_path e;}\n",
+			[]string{`[warn] only the last index in "index" directive should be absolute in F:2`}},
 		// log_format compiles each argument on its own.
 		{"events{}\nhttp{log_format f $remote_addr x;}\n", nil},
 		// Times and numbers nginx takes.

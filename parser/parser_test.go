@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/tlsconf/tlstest"
 )
 
 // fakeLookup resolves only localhost, so tests never ask a DNS server.
@@ -134,10 +135,13 @@ func TestErrorMessages(t *testing.T) {
 		{"events{}\nhttp{server{location / {proxy_pass http://x;}}}\n", `[emerg] "proxy_pass" directive is not supported by gproxy in F:2`},
 		{"events{}\nhttp{server{location / {content_by_lua_block { ngx.say(\"}\") }}}}\n", `[emerg] "content_by_lua_block" directive is not supported by gproxy in F:2`},
 		{"events{}\nhttp{server{listen 80 proxy_protocol;}}\n", `[emerg] the "proxy_protocol" parameter of the "listen" directive is not supported by gproxy in F:2`},
-		{"events{}\nhttp{server{location / {if ($uri) {grpc_pass 127.0.0.1:1;}}}}\n", `[emerg] "grpc_pass" directive inside "if" is not supported by gproxy in F:2`},
-		{"events{}\nhttp{server{if ($uri) {set $a 1;}}}\n", `[emerg] "set" directive is not supported by gproxy in F:2`},
+		{"events{}\nhttp{server{location / {if ($uri) {grpc_pass 127.0.0.1:1;\ngrpc_pass 127.0.0.1:2;}}}}\n", `[emerg] "grpc_pass" directive is duplicate in F:3`},
+		{"events{}\nhttp{server{if ($uri) {set $uri 1;}}}\n", `[emerg] the duplicate "uri" variable in F:2`},
+		{"events{}\nhttp{server{rewrite ^ /x foo;}}\n", `[emerg] invalid parameter "foo" in F:2`},
+		{"events{}\nhttp{server{error_page 404 =x /x;}}\n", `[emerg] invalid value "=x" in F:2`},
+		{"events{}\nhttp{server{add_header a b never;}}\n", `[emerg] invalid parameter "never" in F:2`},
 		{"events{}\nhttp{server{location ~ ^/a(?=b) {}}}\n", `[emerg] regex "^/a(?=b)" uses PCRE syntax that gproxy's RE2 engine does not support ((?=) in F:2`},
-		{"events{}\nhttp{server{location / {grpc_pass 127.0.0.1:$x;}}}\n", `[emerg] "grpc_pass" with variables is not supported by gproxy in F:2`},
+		{"events{}\nhttp{server{location / {grpc_pass 127.0.0.1:$x;}}}\n", `[emerg] unknown "x" variable`},
 		{"events{}\nhttp{log_format a \"$request_body\";}\n", `[emerg] unknown "request_body" variable`},
 	}
 	for _, tt := range tests {
@@ -346,8 +350,9 @@ http {
         location @named {}
     }
 }`), 0o644)
-	os.WriteFile(filepath.Join(dir, "cert.pem"), []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(dir, "cert.key"), []byte("x"), 0o644)
+	kp := tlstest.New(t, nil, tlstest.Options{})
+	os.WriteFile(filepath.Join(dir, "cert.pem"), kp.CertPEM(), 0o644)
+	os.WriteFile(filepath.Join(dir, "cert.key"), kp.KeyPEM(), 0o644)
 	cfg, _, err := Load(filepath.Join(dir, "nginx.conf"), Options{Prefix: "/pfx", LookupHost: fakeLookup})
 	if err != nil {
 		t.Fatal(err)

@@ -7,15 +7,73 @@ import (
 	"github.com/gproxy/gproxy/parser/lex"
 )
 
-// return and if (nginx's rewrite module). gproxy runs only `return`
-// inside `if`; rewrite, set and break are not supported.
+// return, if, set, rewrite and break (nginx's rewrite module): steps run
+// in order at server level before the location is chosen, then in the
+// location.
 
-var rewriteCommands = concat([]command{
+var rewriteCommands = []command{
 	{name: "return", ctx: cServer | cLoc | cSIF | cLIF, args: take12, status: statusImplemented, set: setReturn},
 	{name: "if", ctx: cServer | cLoc, args: more1, block: true, status: statusImplemented, set: setIf},
-},
-	unsupported("rewrite", "set", "break"),
-)
+	{name: "set", ctx: cServer | cLoc | cSIF | cLIF, args: take2, status: statusImplemented, set: setSet},
+	{name: "rewrite", ctx: cServer | cLoc | cSIF | cLIF, args: take23, status: statusImplemented, set: setRewrite},
+	{name: "break", ctx: cServer | cLoc | cSIF | cLIF, args: noArgs, status: statusImplemented, set: setBreak},
+}
+
+// changeableVars are the built-in variables `set` may assign, as nginx's
+// NGX_HTTP_VAR_CHANGEABLE ones that gproxy has.
+var changeableVars = map[string]bool{"args": true}
+
+// setSet reads `set $name value` (ngx_http_rewrite_set).
+func setSet(l *loader, b *block, n *lex.Node) error {
+	name := n.Args[0]
+	if len(name) < 2 || name[0] != '$' {
+		return l.errf(n, "invalid variable name \"%s\"", name)
+	}
+	name = name[1:]
+	if builtinVars[name] && !changeableVars[name] && !contains(config.OwnVariables, name) {
+		return l.errf(n, "the duplicate \"%s\" variable", name)
+	}
+	v, terr := parseTemplate(n.Args[1])
+	if terr != nil {
+		return l.errf(n, "%s", terr.msg)
+	}
+	l.useVars(v)
+	if !changeableVars[name] {
+		l.http.mapVars[name] = true
+	}
+	*b.steps = append(*b.steps, config.RewriteStep{Set: &config.SetVar{Name: name, Value: v, Pos: l.pos(n)}})
+	return nil
+}
+
+// setRewrite reads `rewrite regex replacement [last|break|redirect|permanent]`.
+func setRewrite(l *loader, b *block, n *lex.Node) error {
+	re, err := l.compileRegex(n, n.Args[0], false)
+	if err != nil {
+		return err
+	}
+	rw := &config.Rewrite{Regex: re, Pos: l.pos(n)}
+	if len(n.Args) == 3 {
+		switch n.Args[2] {
+		case "last", "break", "redirect", "permanent":
+			rw.Flag = n.Args[2]
+		default:
+			return l.errf(n, "invalid parameter \"%s\"", n.Args[2])
+		}
+	}
+	t, terr := parseTemplate(n.Args[1])
+	if terr != nil {
+		return l.errf(n, "%s", terr.msg)
+	}
+	l.useVars(t)
+	rw.Replacement = t
+	*b.steps = append(*b.steps, config.RewriteStep{Rewrite: rw})
+	return nil
+}
+
+func setBreak(l *loader, b *block, n *lex.Node) error {
+	*b.steps = append(*b.steps, config.RewriteStep{Break: true})
+	return nil
+}
 
 func setReturn(l *loader, b *block, n *lex.Node) error {
 	r := &config.Return{Pos: l.pos(n)}
@@ -64,9 +122,14 @@ func setIf(l *loader, b *block, n *lex.Node) error {
 		kind = cLIF
 	}
 	// nginx gives the body of if a location configuration of its own, so
-	// a setting there is not a duplicate of the same setting outside;
-	// nothing gproxy accepts inside if changes settings.
-	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: newLevel(), steps: &ifb.Body})
+	// a setting there is not a duplicate of the same setting outside; its
+	// settings (add_header, error_page, ...) apply when the condition
+	// holds: mergeLocations computes them over the location's.
+	lvl := newLevel()
+	if kind == cLIF {
+		l.ifLevels[b.loc.l] = append(l.ifLevels[b.loc.l], ifLevel{ifb, lvl})
+	}
+	return l.walk(n.Children, &block{kind: kind, srv: b.srv, loc: b.loc, lvl: lvl, steps: &ifb.Body, ifb: ifb})
 }
 
 // parseCond reads `( $var )`, `( $var OP value )` with the parentheses
@@ -140,4 +203,10 @@ func (l *loader) parseCond(n *lex.Node) (config.IfCond, error) {
 		c.Regex = re
 	}
 	return c, nil
+}
+
+// ifLevel is an if block inside a location and what it sets.
+type ifLevel struct {
+	ifb *config.If
+	lvl *level
 }

@@ -35,6 +35,7 @@ var ctxNames = []struct {
 }{
 	{cMain, "main"}, {cEvents, "events"}, {cHTTP, "http"}, {cServer, "server"},
 	{cLoc, "location"}, {cLIF, "if in location"}, {cSIF, "if in server"}, {cUps, "upstream"},
+	{cLmt, "limit_except"},
 }
 
 // argSpec is the set of argument counts a directive accepts: bit n set
@@ -93,6 +94,7 @@ type block struct {
 	ups   *config.Upstream
 	lvl   *level                // settings of this http/server/location level
 	steps *[]config.RewriteStep // where return and if go
+	ifb   *config.If            // the if block being read, inside if
 	m     *mapState
 }
 
@@ -104,8 +106,8 @@ var table map[string][]command
 // commandLists are the per-module tables, in nginx's module order.
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
-	grpcCommands, sslCommands, rewriteCommands, mapCommands, ignoredCommands,
-	unsupportedCommands, dynamicCommands, processCommands, monitorCommands,
+	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands,
+	limitCommands, ignoredCommands, unsupportedCommands, dynamicCommands, processCommands, monitorCommands,
 }
 
 func init() {

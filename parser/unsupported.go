@@ -6,9 +6,8 @@ package parser
 // rejected at its name rather than read.
 var unsupportedCommands = unsupported(
 	"stream", "mail", "proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass",
-	"root", "alias", "index", "try_files", "error_page", "auth_basic", "auth_request", "add_header",
-	"limit_req", "limit_conn", "limit_req_zone", "limit_conn_zone", "allow", "deny", "geo", "split_clients",
-	"load_module", "thread_pool", "debug_connection", "limit_except", "internal", "sub_filter",
+	"alias", "try_files", "auth_request", "geo", "split_clients",
+	"load_module", "thread_pool", "debug_connection", "sub_filter",
 	"proxy_set_header", "sticky", "ntlm", "queue",
 	"content_by_lua_block", "access_by_lua_block", "rewrite_by_lua_block", "init_by_lua_block",
 	"init_worker_by_lua_block", "header_filter_by_lua_block", "body_filter_by_lua_block",

@@ -344,7 +344,7 @@ http {
 	}
 	got := map[string]int{}
 	for u, o := range opts {
-		got[u.Name] = o.ReadBufferSize
+		got[u.u.Name] = o.ReadBufferSize
 	}
 	want := map[string]int{"a": 32 << 10, "b": 2 << 10, "unused": 0}
 	for k, v := range want {

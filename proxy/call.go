@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
 	"github.com/gproxy/gproxy/upstream"
 	"golang.org/x/net/http2"
@@ -94,6 +96,14 @@ type call struct {
 	conn               *clientConn
 	server             *config.Server
 	method, path, host string
+	realIP             net.Addr    // the client's address realip found; nil if none
+	held               limit.Held  // limit_conn counts, released when the call ends
+	delay              *time.Timer // limit_req's wait before begin; nil when none
+	// filter is the response phase of this call (add_header, add_trailer,
+	// error pages); its request is a copy kept only when those need it.
+	filter filterCtx
+	rc     *running
+	status int // :status of the response sent to the client; 0 before
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -168,11 +178,30 @@ func (c *call) upstream() *h2.Stream {
 // begin opens the upstream stream (or arranges for it to open when a
 // connection is ready) and starts the timer. Called from HandleStream.
 func (c *call) begin(connectTimeout time.Duration) {
-	c.lastUp.Store(c.start.UnixNano())
+	c.beginAt(connectTimeout, c.start)
+}
+
+// beginAfter begins the call after limit_req's delay d, from a timer:
+// no goroutine waits. Request DATA arriving meanwhile waits in pend,
+// within the stream window the client was given; a client that gives
+// up ends the call at once (HandleReset), stopping the timer.
+func (c *call) beginAfter(connectTimeout, d time.Duration) {
 	c.mu.Lock()
 	defer c.unlock()
+	c.picked = c.start // for the outcome of a call cancelled while it waits
+	c.delay = time.AfterFunc(d, func() { c.beginAt(connectTimeout, time.Now()) })
+}
+
+// beginAt begins the call as if the peer had been picked at picked.
+func (c *call) beginAt(connectTimeout time.Duration, picked time.Time) {
+	c.lastUp.Store(picked.UnixNano())
+	c.mu.Lock()
+	defer c.unlock()
+	if c.done {
+		return // the client gave up while limit_req delayed the call
+	}
 	c.connectTimeout = connectTimeout
-	c.picked = c.start
+	c.picked = picked
 	c.tries = 1
 	c.replay = c.mayRetry()
 	c.armTimerLocked()
@@ -285,6 +314,8 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if len(st) == 3 && st[0] == '1' && !end {
 			return // 1xx: informational, not forwarded
 		}
+		// grpc_next_upstream first, as nginx decides on the next upstream
+		// before intercepting errors.
 		if ft, failed, unprocessed := c.responseFailure(st, end, f.Fields); ft != "" {
 			c.peerFailed = failed
 			if c.lg != nil {
@@ -299,12 +330,30 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 	fields := clientResponse(f.Fields, c.loc.HideResponse)
 	if !c.respStarted {
 		st := f.PseudoValue("status")
+		if c.interceptLocked(st) {
+			return
+		}
 		c.respStarted = true
 		c.headerAt = time.Now()
+		c.status = parseHTTPStatus(st)
+		if r := c.filter.r; r != nil {
+			r.UpstreamHeaders = f.Fields
+		}
+		fields = c.filter.headerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
+		if end {
+			fields = c.filter.trailerPhase(fields, c.status)
+		}
 		if lg := c.lg; lg != nil {
 			lg.upStatus = parseHTTPStatus(st)
 			lg.status = lg.upStatus
 			lg.r.ResponseHeaders = fields
+		}
+	} else if end {
+		if r := c.filter.r; r != nil {
+			r.UpstreamTrailers = f.Fields
+		}
+		if c.filter.hasTrailers(c.status) {
+			fields = c.filter.trailerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
 		}
 	}
 	if end {
@@ -470,7 +519,11 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	switch {
 	case !c.respStarted:
 		c.respStarted = true
-		fields = trailersOnly(code, msg)
+		method := "POST"
+		if c.filter.r != nil {
+			method = c.filter.r.Method
+		}
+		fields = failFields(c.rc, &c.filter, code, msg, errorCode(code, cause), method)
 		c.cs.WriteHeaders(fields, true)
 		if lg := c.lg; lg != nil {
 			lg.status = http.StatusOK
@@ -507,6 +560,10 @@ func (c *call) finishLocked(err error, reset bool) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	if c.delay != nil {
+		c.delay.Stop()
+	}
+	c.held.Release()
 	if !c.reqEnd && !reset {
 		c.cs.ResetAfterEnd(http2.ErrCodeNo)
 	}
@@ -661,4 +718,33 @@ func headerValue(fields []hpack.HeaderField, name string) string {
 		}
 	}
 	return ""
+}
+
+// interceptLocked answers, for grpc_intercept_errors, an upstream response
+// of status 300 or more with the error page configured for its status; it
+// reports false (the response passes) when interception is off or no
+// page applies.
+func (c *call) interceptLocked(status string) bool {
+	st := c.filter.st
+	code := parseHTTPStatus(status)
+	if st == nil || !st.GRPC.InterceptErrors || code < 300 || c.filter.r == nil || len(st.ErrorPages) == 0 {
+		return false
+	}
+	p, ok := c.rc.table.ErrorPage(st, code, c.filter.r)
+	if !ok {
+		return false
+	}
+	c.respStarted = true
+	fields, _ := respond(c.cs, p.Action, &filterCtx{st: p.Settings, tbl: c.filter.tbl, r: c.filter.r}, c.filter.r.Method)
+	if lg := c.lg; lg != nil {
+		lg.upStatus = code
+		lg.status = p.Action.Code
+		lg.r.ResponseHeaders = fields
+		lg.hdrBytes += fieldsSize(fields)
+	}
+	if us := c.upstream(); us != nil {
+		us.Reset(http2.ErrCodeCancel)
+	}
+	c.finishLocked(nil, false)
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
@@ -27,6 +28,7 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
+	tls      *route.TLS    // nil on cleartext
 	req      route.Request // scratch, reused per stream (reader only)
 	ups      [1]route.UpstreamAttempt
 	key      []byte // scratch for the `hash` key of a stream
@@ -78,6 +80,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		ConnID:       c.id,
 		ConnRequests: c.requests,
 		Start:        now,
+		TLS:          c.tls,
+	}
+	if c.tls != nil {
+		r.Scheme = "https"
 	}
 	lst := rc.listeners[c.ln.key]
 	if lst == nil && c.ln.last.Load() != nil {
@@ -87,37 +93,87 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		lst = rc.listeners[c.ln.key]
 	}
 	if lst == nil {
-		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, r.Method)
+		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, nil, r.Method)
 		return nil
 	}
 	c.checkKeepaliveTime(lst, now)
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
+	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if msg := rc.refusal(srv, c.tls); msg != "" {
+		act = refuseAction(msg, r)
+		if act.Code == 0 {
+			fields := trailersOnly(codeUnauthenticated, msg)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lg := rc.loggerFor(srv, loc); lg != nil {
+				c.logAnswer(lg, f, &route.Action{Code: http.StatusOK}, fields, 0)
+			}
+			return nil
+		}
+	}
 	if act != nil {
-		fields, body := respond(s, act, r.Method)
+		act, fc = rc.errorPage(act, fc)
+		fields, body := respond(s, act, fc, r.Method)
 		if lg := rc.loggerFor(srv, loc); lg != nil {
 			c.logAnswer(lg, f, act, fields, body)
 		}
 		return nil
 	}
+	lr := rc.locs[loc.Config]
+	var ar access.Result
+	if lr.access != nil {
+		if ar = lr.access.Run(r); ar.Status != 0 {
+			ar.Held.Release()
+			fields, body := refuseStream(s, rc, fc, r, &ar, f.StreamEnded())
+			if lr.log != nil {
+				c.logRefused(lr.log, f, &ar, fields, body)
+			}
+			return nil
+		}
+	}
 	if m := loc.Config.Monitor; m != nil {
+		ar.Held.Release()
 		c.srv.serveMonitorH2(s, m, r.Method, r.Path)
 		return nil
 	}
-	lr := rc.locs[loc.Config]
-	g := lr.group
+	g, scheme := lr.group, lr.scheme
+	if gp := r.IfPass; gp != nil || g == nil {
+		if gp == nil {
+			gp = loc.Config.GRPCPass
+		}
+		scheme = schemeOf(gp)
+		var target string
+		var err error
+		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
+			ar.Held.Release()
+			msg := "grpc_pass " + strconv.Quote(target) + ": " + err.Error()
+			fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
+			s.WriteHeaders(fields, true)
+			s.ResetAfterEnd(http2.ErrCodeNo)
+			if lr.log != nil {
+				c.logNoPeer(lr.log, f, target, fields)
+			}
+			return nil
+		}
+	}
 	// info is the connection's scratch: through the picker interface a
 	// local one would escape, an allocation per stream.
 	info := &c.info
-	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: c.remote, Start: now}
+	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
 	if key := g.HashKey(); key != nil {
 		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
 		info.Key = c.key
 	}
 	peer, err := g.Pick(info)
 	if err != nil {
+		ar.Held.Release()
 		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
 			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
-		fields := trailersOnly(codeUnavailable, "upstream "+strconv.Quote(g.Name)+": "+err.Error())
+		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
+		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
 		s.WriteHeaders(fields, true)
 		s.ResetAfterEnd(http2.ErrCodeNo)
 		if lr.log != nil {
@@ -125,7 +181,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		}
 		return nil
 	}
-	st := &loc.Config.Settings
+	st := fc.st
 	cl := &call{
 		cs:          s,
 		group:       g,
@@ -135,6 +191,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
 		reqEnd:      f.StreamEnded(),
+		held:        ar.Held,
 		conn:        c,
 		server:      srv,
 		method:      r.Method,
@@ -142,9 +199,20 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		host:        r.Authority,
 		mstat:       c.srv.methods.lookup(r.Path),
 	}
+	if r.ConnAddr != nil {
+		cl.realIP = r.RemoteAddr // for ip_hash on a retry and the error log
+	}
 	if info.Key != nil {
 		// Kept for PickNext; the scratch serves the next stream.
-		cl.key = append([]byte(nil), info.Key...) // for PickNext
+		cl.key = append([]byte(nil), info.Key...)
+	}
+	cl.filter = filterCtx{st: st, tbl: rc.table}
+	cl.rc = rc
+	if needsRequest(st) {
+		// add_header values and error pages are expanded when the
+		// response comes, after r (the connection's scratch) is reused.
+		rq := *r
+		cl.filter.r = &rq
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
 		cl.maxBody = st.ClientMaxBodySize
@@ -154,7 +222,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			cl.deadline = now.Add(d)
 		}
 	}
-	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, "http", g.Name, loc, rc.table, r)
+	cl.fields = upstreamRequest(make([]hpack.HeaderField, 0, len(f.Fields)+2), f.Fields, scheme, upstreamAuthority(g.Name), loc, rc.table, r)
 	if lr.log != nil {
 		// After upstreamRequest, which may have computed $request_id:
 		// the log must show the value sent upstream.
@@ -162,6 +230,10 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		cl.lg.r.RequestLength = fieldsSize(f.Fields)
 	}
 	s.SetHandler(cl)
+	if ar.Delay > 0 {
+		cl.beginAfter(st.GRPC.ConnectTimeout, ar.Delay)
+		return cl
+	}
 	cl.begin(st.GRPC.ConnectTimeout)
 	return cl
 }
@@ -194,6 +266,25 @@ func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, 
 	lg.Log(r)
 }
 
+// logRefused writes the access log line of a stream the access phase
+// refused: $status is the HTTP status nginx would log (403, 401, 503...),
+// and for a gRPC call $grpc_status the status sent.
+func (c *clientConn) logRefused(lg *accesslog.Logger, f *http2.MetaHeadersFrame, ar *access.Result,
+	fields []hpack.HeaderField, body int) {
+	r := &c.req
+	r.End = time.Now()
+	r.Status = ar.Status
+	r.ResponseHeaders = fields
+	r.BodyBytesSent = int64(body)
+	r.BytesSent = fieldsSize(fields) + int64(body)
+	r.RequestLength = fieldsSize(f.Fields)
+	if g := headerValue(fields, "grpc-status"); g != "" {
+		r.GRPCStatus = g
+		r.GRPCMessage = headerValue(fields, "grpc-message")
+	}
+	lg.Log(r)
+}
+
 // logNoPeer writes the access log line of a stream whose group had no
 // server to offer: $upstream_addr is the group's name, as in nginx.
 func (c *clientConn) logNoPeer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, group string, fields []hpack.HeaderField) {
@@ -218,31 +309,24 @@ func (c *clientConn) HandleGoAway(*h2.Conn) {}
 func (c *clientConn) HandleClose(*h2.Conn, error) {}
 
 // respond answers a stream with an HTTP response of the proxy's own:
-// `return`, redirects, and nginx's error pages. 444 resets the stream.
-// It returns the header fields and the body length sent.
-func respond(s *h2.Stream, a *route.Action, method string) (fields []hpack.HeaderField, bodyLen int) {
+// `return`, redirects, and nginx's error pages, through the response phase
+// (filter.go) with f. 444 resets the stream. It returns the header fields
+// and the body length sent.
+func respond(s *h2.Stream, a *route.Action, f *filterCtx, method string) (fields []hpack.HeaderField, bodyLen int) {
 	if a.Close {
 		s.Reset(http2.ErrCodeInternal)
 		return nil, 0
 	}
-	body, ctype := actionBody(a)
-	fields = []hpack.HeaderField{
-		{Name: ":status", Value: strconv.Itoa(a.Code)},
-		{Name: "server", Value: "gproxy"},
-	}
-	if a.Location != "" {
-		fields = append(fields, hpack.HeaderField{Name: "location", Value: a.Location})
-	}
-	if ctype != "" {
-		fields = append(fields, hpack.HeaderField{Name: "content-type", Value: ctype})
-	}
-	fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
-	if method == "HEAD" || len(body) == 0 {
+	fields, body, trailers := pageFields(a, f, method)
+	if len(body) == 0 {
 		s.WriteHeaders(fields, true)
 		return fields, 0
 	}
 	s.WriteHeaders(fields, false)
-	s.WriteData([]byte(body), true)
+	s.WriteData([]byte(body), len(trailers) == 0)
+	if len(trailers) > 0 {
+		s.WriteHeaders(trailers, true)
+	}
 	// A request body still coming is read and discarded, as nginx does
 	// for `return`, rather than cut off with RST_STREAM: the stream stays
 	// half-closed (local) until the client ends it, so its frames are
@@ -260,7 +344,5 @@ func actionBody(a *route.Action) (body, ctype string) {
 	if a.Code < 300 || a.Code == 304 {
 		return "", ""
 	}
-	title := strconv.Itoa(a.Code) + " " + http.StatusText(a.Code)
-	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
-		"</h1></center>\r\n<hr><center>gproxy</center>\r\n</body>\r\n</html>\r\n", "text/html"
+	return builtinPage(a.Code), "text/html"
 }

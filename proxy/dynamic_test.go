@@ -101,7 +101,7 @@ func (b *hbackend) setStatus(service string, st healthpb.HealthCheckResponse_Ser
 func group(t *testing.T, s *Server, name string) *upstream.Group {
 	t.Helper()
 	for u, g := range s.cur.Load().groups {
-		if u.Name == name {
+		if u.u.Name == name {
 			return g
 		}
 	}

@@ -43,6 +43,9 @@ func upstreamRequest(dst []hpack.HeaderField, fields []hpack.HeaderField, scheme
 			authority = tbl.Expand(h.Value, r)
 		}
 	}
+	if p, ok := r.UpstreamPath(); ok {
+		path = p // rewrite or set $args changed it
+	}
 	dst = append(dst,
 		hpack.HeaderField{Name: ":method", Value: method},
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
@@ -111,4 +114,15 @@ func fieldsSize(fields []hpack.HeaderField) int64 {
 		n += len(fields[i].Name) + len(fields[i].Value) + 4
 	}
 	return int64(n)
+}
+
+// upstreamAuthority is the :authority sent upstream for a grpc_pass
+// target: its name, except that a Unix socket (grpc://unix:/path) gets
+// "localhost", as nginx sends: HTTP/2 servers built on nghttp2 or Node
+// reject a socket path there.
+func upstreamAuthority(name string) string {
+	if strings.HasPrefix(name, "unix:") {
+		return "localhost"
+	}
+	return name
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/route"
 	"golang.org/x/net/http2/hpack"
@@ -25,7 +26,7 @@ type http1Handler struct {
 // grpcNeedsHTTP2 is the body sent to HTTP/1.x requests for grpc_pass
 // locations.
 const grpcNeedsHTTP2 = "gRPC requires HTTP/2: this location proxies to a gRPC upstream (grpc_pass); " +
-	"connect with HTTP/2 (h2c with prior knowledge)\n"
+	"connect with HTTP/2 (h2c with prior knowledge, or ALPN \"h2\" over TLS)\n"
 
 // h1Conn is what the HTTP/1 handler knows of the connection a request came
 // on: $connection, $connection_requests and the keep-alive limits need it.
@@ -35,14 +36,15 @@ type h1Conn struct {
 	id       uint64
 	start    time.Time
 	requests int
+	tls      *route.TLS // nil on cleartext
 }
 
 type h1ConnKey struct{}
 
 // http1ConnContext is the listener's http.Server ConnContext: it gives
 // every HTTP/1 connection its h1Conn.
-func (s *Server) http1ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, h1ConnKey{}, &h1Conn{id: s.connSeq.Add(1), start: time.Now()})
+func (s *Server) http1ConnContext(ctx context.Context, nc net.Conn) context.Context {
+	return context.WithValue(ctx, h1ConnKey{}, &h1Conn{id: s.connSeq.Add(1), start: time.Now(), tls: tlsInfo(nc)})
 }
 
 func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -74,6 +76,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if hc != nil {
 		hc.requests++
 		r.ConnID, r.ConnRequests = hc.id, hc.requests
+		if hc.tls != nil {
+			r.TLS, r.Scheme = hc.tls, "https"
+		}
 	}
 	if a, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		r.LocalAddr = a
@@ -84,6 +89,14 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.srv.stats.requests.Add(1)
 	h.ln.stats.streams.Add(1)
 	srv, loc, act := rc.table.Route(lst, r)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
+	}
+	if hc != nil {
+		if msg := rc.refusal(srv, hc.tls); msg != "" {
+			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
+		}
+	}
 	var st *config.Settings
 	switch {
 	case loc != nil:
@@ -94,11 +107,39 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if st != nil && hc != nil && !keepAlive(st, hc, r.Start) {
 		w.Header().Set("Connection", "close")
 	}
+	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if act == nil && loc != nil {
+		if ph := rc.locs[loc.Config].access; ph != nil {
+			ar := ph.Run(r)
+			defer ar.Held.Release()
+			if ar.Status != 0 {
+				// The refusal is an error like nginx's own: its
+				// error_page and add_header ... always apply.
+				for _, h := range ar.Header {
+					w.Header().Add(h.Name, h.Value)
+				}
+				act = &route.Action{Code: ar.Status}
+			} else if ar.Delay > 0 {
+				// limit_req's delay: this request's goroutine (net/http
+				// has one per connection) waits, or stops waiting when
+				// the client goes away.
+				t := time.NewTimer(ar.Delay)
+				select {
+				case <-t.C:
+				case <-req.Context().Done():
+					t.Stop()
+				}
+			}
+		}
+	}
+	if act != nil {
+		act, fc = rc.errorPage(act, fc)
+	}
 	var code, body int
 	if act == nil && loc != nil && loc.Config.Monitor != nil {
 		code, body = h.srv.serveMonitorH1(w, req, loc.Config.Monitor)
 	} else {
-		code, body = h1Respond(w, req, act)
+		code, body = h1Respond(w, req, act, fc)
 	}
 	if lg := rc.loggerFor(srv, loc); lg != nil {
 		logHTTP1(lg, r, req, w.Header(), code, body)
@@ -121,15 +162,19 @@ func keepAlive(st *config.Settings, hc *h1Conn, now time.Time) bool {
 	return true
 }
 
-// h1Respond writes the answer to an HTTP/1 request: the action's response,
-// or for a grpc_pass location (no action) a 400 saying gRPC needs HTTP/2.
-// It returns the status and the body bytes written; 444 closes the
-// connection without a response.
-func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action) (code, bodyLen int) {
-	hd := w.Header()
+// h1Respond writes the answer to an HTTP/1 request through the response
+// phase (filter.go): the action's response, or for a grpc_pass location
+// (no action) a 400 saying gRPC needs HTTP/2. It returns the status and
+// the body bytes written; 444 closes the connection without a response.
+// Trailers (add_trailer) are not sent: the body has a Content-Length, and
+// nginx sends trailers over HTTP/1.1 only with chunked encoding.
+func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action, f *filterCtx) (code, bodyLen int) {
 	if act == nil {
+		hd := w.Header()
 		hd.Set("Content-Type", "text/plain; charset=utf-8")
-		hd.Set("Server", "gproxy")
+		for _, h := range f.headerPhase(nil, http.StatusBadRequest) {
+			hd.Add(h.Name, h.Value)
+		}
 		w.WriteHeader(http.StatusBadRequest)
 		n, _ := w.Write([]byte(grpcNeedsHTTP2))
 		return http.StatusBadRequest, n
@@ -142,21 +187,18 @@ func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action) (cod
 		}
 		return act.Code, 0
 	}
-	body, ctype := actionBody(act)
-	hd.Set("Server", "gproxy")
-	if act.Location != "" {
-		hd.Set("Location", act.Location)
+	fields, body, _ := pageFields(act, f, req.Method)
+	code, _ = strconv.Atoi(fields[0].Value)
+	hd := w.Header()
+	for _, h := range fields[1:] {
+		hd.Add(h.Name, h.Value)
 	}
-	if ctype != "" {
-		hd.Set("Content-Type", ctype)
-	}
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(act.Code)
+	w.WriteHeader(code)
 	if req.Method == http.MethodHead {
-		return act.Code, 0
+		return code, 0
 	}
 	n, _ := w.Write([]byte(body))
-	return act.Code, n
+	return code, n
 }
 
 // logHTTP1 writes the access log line of an HTTP/1 request. Header sizes

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,8 @@ type listener struct {
 	last atomic.Pointer[running]
 
 	stats listenerStats
+	// tlsConf is set on an ssl listener (see tlsConfig).
+	tlsConf *tls.Config
 
 	// alerts are the socket options the kernel refused. nginx goes on
 	// without them, logging an alert for each, and so does gproxy: the
@@ -252,6 +255,17 @@ func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.nconns.Add(-1)
 	ln.stats.active.Add(1)
 	defer ln.stats.active.Add(-1)
+	if ln.tlsConf != nil {
+		tc := s.handshake(ln, nc)
+		if tc == nil {
+			return
+		}
+		nc = tc
+		if tc.info.State.NegotiatedProtocol == "http/1.1" {
+			s.serveHTTP1(ln, tc)
+			return
+		}
+	}
 	if s.sniffConn(ln, nc) {
 		s.serveHTTP2(ln, nc)
 	}
@@ -281,7 +295,7 @@ func (s *Server) sniffConn(ln *listener, nc net.Conn) bool {
 	default:
 		// A listener without http2 speaks HTTP/1.x only, as nginx's does:
 		// whatever arrives is net/http's to answer.
-		s.serveHTTP1(ln, &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(head), nc)})
+		s.serveHTTP1(ln, replay(nc, head))
 	}
 	return false
 }
@@ -446,6 +460,15 @@ type prefixConn struct {
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// replay returns nc reading head first; a TLS connection keeps its TLS
+// state.
+func replay(nc net.Conn, head []byte) net.Conn {
+	if t, ok := nc.(*tlsConn); ok {
+		return &tlsConn{Conn: &prefixConn{Conn: t.Conn, r: io.MultiReader(bytes.NewReader(head), t.Conn)}, info: t.info}
+	}
+	return &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(head), nc)}
+}
+
 // serveHTTP2 serves an HTTP/2 connection whose preface has been read; it
 // returns when the connection ends.
 func (s *Server) serveHTTP2(ln *listener, nc net.Conn) {
@@ -472,10 +495,14 @@ func (s *Server) newClientConn(ln *listener, nc net.Conn) *clientConn {
 	c := &clientConn{
 		srv:    s,
 		ln:     ln,
+		tls:    tlsInfo(nc),
 		id:     s.connSeq.Add(1),
 		remote: nc.RemoteAddr(),
 		local:  nc.LocalAddr(),
 		start:  time.Now(),
+	}
+	if t, ok := nc.(*tlsConn); ok {
+		nc = t.Conn // the *tls.Conn itself, whose CloseWrite the codec uses
 	}
 	c.h2 = h2.NewConn(nc, nil, h2.Server, lim, c)
 	return c
@@ -523,6 +550,11 @@ func (s *Server) serveHTTP1(ln *listener, nc net.Conn) {
 		}
 		go ln.h1.Serve(ln.h1conn)
 	})
+	if ln.h1conn == nil {
+		// The listener stopped before its first HTTP/1 connection.
+		nc.Close()
+		return
+	}
 	select {
 	case ln.h1conn.ch <- nc:
 	case <-ln.h1conn.closed:

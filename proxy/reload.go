@@ -46,6 +46,10 @@ func planKept(ln *listener, a, b *route.Listener) (listenerChange, error) {
 	if b.Network == "unix" {
 		display = "unix:" + b.Address
 	}
+	if a.SSL != b.SSL {
+		// The TLS side of a socket is fixed when it opens.
+		return ch, fmt.Errorf("changing \"ssl\" of \"listen %s\" needs a new socket: restart gproxy or upgrade the binary (USR2) on a free address", display)
+	}
 	for _, o := range oldOpts {
 		if bindTimeOption[o.name] && !slices.Contains(newOpts, o) {
 			return ch, fmt.Errorf("changing %s of \"listen %s\" needs a new socket: restart gproxy or upgrade the binary (USR2) on a free address", o.name, display)
@@ -126,7 +130,7 @@ func (ch listenerChange) apply(s *Server) {
 // cannot be opened, an option that needs a new socket) nothing changes.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.pools.NewGeneration()
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -169,6 +173,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 		ln, err := listen(l)
 		if err != nil {
 			return fail(err)
+		}
+		if l.SSL {
+			ln.tlsConf = s.tlsConfig(ln)
 		}
 		added = append(added, ln)
 		next = append(next, ln)

@@ -9,20 +9,23 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
+	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
 )
@@ -32,6 +35,7 @@ type Server struct {
 	log   *zap.Logger
 	pools *upstream.Set
 	cur   atomic.Pointer[running]
+	zones *limit.Zones // limit_req and limit_conn states, kept across reloads
 
 	maxConns int64 // worker_connections; 0 = unlimited
 	nconns   atomic.Int64
@@ -56,7 +60,7 @@ type Server struct {
 type running struct {
 	cfg       *config.Config
 	table     *route.Table
-	groups    map[*config.Upstream]*upstream.Group
+	groups    map[groupKey]*upstream.Group
 	listeners map[string]*route.Listener // by network + " " + address
 	logs      *accesslog.Set
 
@@ -66,12 +70,25 @@ type running struct {
 	// (server `return`, no location matched).
 	locs    map[*config.Location]locRun
 	servers map[*config.Server]*accesslog.Logger
+
+	// tlsServers holds the TLS side of every server; tlsConfigs the
+	// crypto/tls configuration of each server on its ssl listeners.
+	tlsServers map[*config.Server]*tlsconf.Server
+	tlsConfigs map[tlsKey]*tls.Config
+	// passGroups maps each grpc_pass without variables to its group.
+	passGroups map[*config.GRPCPass]*upstream.Group
+	pools      *upstream.Set // for groups made at run time (dynpass.go)
+	dyn        dynamicGroups
 }
 
 // locRun is the running state of one location.
 type locRun struct {
-	group *upstream.Group   // grpc_pass target; nil without grpc_pass
-	log   *accesslog.Logger // nil when access_log is off there
+	group *upstream.Group // grpc_pass target; nil without grpc_pass
+	// scheme is the :scheme sent upstream: "https" for grpcs://, as
+	// nginx sends.
+	scheme string
+	log    *accesslog.Logger // nil when access_log is off there
+	access *access.Phase     // nil when the location has no access phase
 }
 
 // loggerFor returns the access log of an answer given for srv at loc
@@ -92,10 +109,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{
 		log:      log,
 		pools:    upstream.NewSet(nil, upstreamLimits()),
+		zones:    limit.NewZones(),
 		conns:    make(map[*clientConn]struct{}),
 		maxConns: int64(cfg.WorkerConnections),
 	}
-	rc, err := s.build(cfg)
+	rc, err := s.build(cfg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +130,17 @@ func upstreamLimits() h2.Limits {
 }
 
 // build makes the running configuration of cfg. Its access log Set is
-// open on success; on error nothing stays open.
-func (s *Server) build(cfg *config.Config) (*running, error) {
+// open on success; on error nothing stays open. With check, no access log
+// is opened (rc.logs stays nil): the configuration is only judged.
+func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 	rc := &running{
-		cfg:       cfg,
-		groups:    make(map[*config.Upstream]*upstream.Group),
-		listeners: make(map[string]*route.Listener),
-		locs:      make(map[*config.Location]locRun),
-		servers:   make(map[*config.Server]*accesslog.Logger),
+		cfg:        cfg,
+		groups:     make(map[groupKey]*upstream.Group),
+		passGroups: make(map[*config.GRPCPass]*upstream.Group),
+		listeners:  make(map[string]*route.Listener),
+		locs:       make(map[*config.Location]locRun),
+		servers:    make(map[*config.Server]*accesslog.Logger),
+		pools:      s.pools,
 	}
 	tbl, err := route.New(cfg.HTTP)
 	if err != nil {
@@ -127,16 +148,20 @@ func (s *Server) build(cfg *config.Config) (*running, error) {
 	}
 	rc.table = tbl
 	for _, l := range tbl.Listeners() {
-		if l.SSL {
-			return nil, fmt.Errorf("\"ssl\" parameter of \"listen %s\" is not supported yet by gproxy in %s", l.Address, listenPos(l))
-		}
 		rc.listeners[l.Network+" "+l.Address] = l
 	}
-	if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
+	if err := rc.buildTLS(); err != nil {
 		return nil, err
 	}
-	if err := s.buildGroups(rc); err != nil {
-		rc.logs.Close()
+	if !check {
+		if rc.logs, err = accesslog.New(cfg.HTTP, tbl, s.log); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.buildGroups(rc, check); err != nil {
+		if rc.logs != nil {
+			rc.logs.Close()
+		}
 		return nil, err
 	}
 	return rc, nil
@@ -151,8 +176,9 @@ func (rc *running) stopGroups() {
 }
 
 // buildGroups makes the upstream groups of rc and resolves each server's
-// and location's running state.
-func (s *Server) buildGroups(rc *running) error {
+// and location's running state. Unless check (gproxy -t), it starts the
+// groups' health checks and DNS re-resolution.
+func (s *Server) buildGroups(rc *running, check bool) error {
 	h := rc.cfg.HTTP
 	if h == nil {
 		return nil
@@ -161,34 +187,55 @@ func (s *Server) buildGroups(rc *running) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range order {
-		opts[u].Log = s.log
-		g, err := upstream.NewGroup(u, s.pools, *opts[u])
+	for _, k := range order {
+		opts[k].Log = s.log
+		g, err := upstream.NewGroup(k.u, s.pools, *opts[k])
 		if err != nil {
 			rc.stopGroups()
 			return err
 		}
-		rc.groups[u] = g
+		rc.groups[k] = g
 	}
-	// Health checks and DNS re-resolution run while the configuration
-	// does (stopGroups ends them).
-	for _, g := range rc.groups {
-		g.Start()
-	}
-	var walk func([]*config.Location)
-	walk = func(locs []*config.Location) {
+	var zones access.Zones
+	zones.Req, zones.Conn = s.zones.Bind(h.LimitReqZones, h.LimitConnZones)
+	var walk func([]*config.Location) error
+	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
 			lr := locRun{log: rc.logs.For(&l.Settings)}
-			if l.GRPCPass != nil {
-				lr.group = rc.groups[l.GRPCPass.Upstream]
+			for _, gp := range locationPasses(l) {
+				if gp.Upstream != nil {
+					rc.passGroups[gp] = rc.groups[groupKeyOf(l, gp)]
+				}
 			}
+			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
+				lr.group = rc.passGroups[l.GRPCPass]
+				lr.scheme = schemeOf(l.GRPCPass)
+			}
+			ph, err := access.New(&l.Settings, l.LimitExcept, rc.table, zones, s.log)
+			if err != nil {
+				return err
+			}
+			lr.access = ph
 			rc.locs[l] = lr
-			walk(l.Locations)
+			if err := walk(l.Locations); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	for _, srv := range h.Servers {
 		rc.servers[srv] = rc.logs.For(&srv.Settings)
-		walk(srv.Locations)
+		if err := walk(srv.Locations); err != nil {
+			rc.stopGroups()
+			return err
+		}
+	}
+	// Health checks and DNS re-resolution run while the configuration
+	// does (stopGroups ends them).
+	if !check {
+		for _, g := range rc.groups {
+			g.Start()
+		}
 	}
 	return nil
 }
@@ -199,20 +246,33 @@ func (s *Server) buildGroups(rc *running) error {
 // of them asks for it. order lists the upstreams in the order groups are
 // built: those passed to first, then the unused ones (still checked, as
 // nginx does).
-func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOptions, order []*config.Upstream, err error) {
-	opts = map[*config.Upstream]*upstream.GroupOptions{}
+func groupOptions(h *config.HTTP) (opts map[groupKey]*upstream.GroupOptions, order []groupKey, err error) {
+	opts = map[groupKey]*upstream.GroupOptions{}
+	used := map[*config.Upstream]bool{}
 	var walk func([]*config.Location) error
 	walk = func(locs []*config.Location) error {
 		for _, l := range locs {
-			if gp := l.GRPCPass; gp != nil {
-				if gp.Scheme == "grpcs" {
-					return fmt.Errorf("grpcs:// upstreams are not supported yet by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+			for _, gp := range locationPasses(l) {
+				if gp.Upstream == nil {
+					if gp.Scheme == "grpcs" {
+						return fmt.Errorf("grpcs:// with variables in \"grpc_pass\" is not supported by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+					}
+					continue // resolved per call (dynpass.go)
 				}
-				o := opts[gp.Upstream]
+				k := groupKeyOf(l, gp)
+				used[gp.Upstream] = true
+				o := opts[k]
 				if o == nil {
 					o = &upstream.GroupOptions{}
-					opts[gp.Upstream] = o
-					order = append(order, gp.Upstream)
+					if gp.Scheme == "grpcs" {
+						ut, err := tlsconf.NewUpstream(&l.Settings.GRPC, gp.Upstream.Name)
+						if err != nil {
+							return err
+						}
+						o.TLS, o.TLSKey = ut.Config, ut.Key
+					}
+					opts[k] = o
+					order = append(order, k)
 				}
 				g := &l.Settings.GRPC
 				o.SendTimeout = max(o.SendTimeout, g.SendTimeout)
@@ -235,23 +295,38 @@ func groupOptions(h *config.HTTP) (opts map[*config.Upstream]*upstream.GroupOpti
 		}
 	}
 	for _, u := range h.Upstreams {
-		if opts[u] == nil {
-			opts[u] = &upstream.GroupOptions{}
-			order = append(order, u)
+		if !used[u] {
+			k := groupKey{u: u}
+			opts[k] = &upstream.GroupOptions{}
+			order = append(order, k)
 		}
 	}
 	return opts, order, nil
 }
 
-func listenPos(l *route.Listener) string {
-	for _, srv := range l.Servers {
-		for _, ls := range srv.Listens {
-			if ls.SSL {
-				return ls.Pos.File + ":" + strconv.Itoa(ls.Pos.Line)
-			}
-		}
+// groupKey names a group: an upstream, and for grpcs:// the TLS settings
+// of the locations passing to it (tlsconf.Upstream.Key), so locations
+// with different grpc_ssl_* settings get connections of their own.
+type groupKey struct {
+	u   *config.Upstream
+	tls string // "" for grpc://
+}
+
+// schemeOf is the :scheme a pass sends upstream.
+func schemeOf(gp *config.GRPCPass) string {
+	if gp.Scheme == "grpcs" {
+		return "https"
 	}
-	return "?"
+	return "http"
+}
+
+// groupKeyOf is the group of pass gp of location l.
+func groupKeyOf(l *config.Location, gp *config.GRPCPass) groupKey {
+	k := groupKey{u: gp.Upstream}
+	if gp.Scheme == "grpcs" {
+		k.tls = "grpcs " + tlsconf.UpstreamKey(&l.Settings.GRPC, gp.Upstream.Name)
+	}
+	return k
 }
 
 // Start opens every listener and serves in the background. It returns once
@@ -268,6 +343,9 @@ func (s *Server) Start() error {
 				x.ln.Close()
 			}
 			return err
+		}
+		if l.SSL {
+			ln.tlsConf = s.tlsConfig(ln)
 		}
 		lns = append(lns, ln)
 	}
@@ -404,4 +482,31 @@ func (s *Server) untrack(c *clientConn) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// Check builds the running configuration of cfg as New does, then
+// releases it, opening no listener, log file or backend connection:
+// `gproxy -t` calls it so that every configuration gproxy would refuse to
+// start with fails the test too, with the same message (one predicate,
+// not a copy of it).
+func Check(cfg *config.Config) error {
+	s := &Server{log: zap.NewNop(), pools: upstream.NewSet(nil, upstreamLimits()), conns: map[*clientConn]struct{}{}, zones: limit.NewZones()}
+	defer s.pools.Close()
+	_, err := s.build(cfg, true)
+	return err
+}
+
+// locationPasses lists the grpc_pass targets of a location: its own and
+// those inside its if blocks.
+func locationPasses(l *config.Location) []*config.GRPCPass {
+	var out []*config.GRPCPass
+	if l.GRPCPass != nil {
+		out = append(out, l.GRPCPass)
+	}
+	for _, st := range l.Rewrite {
+		if st.If != nil && st.If.GRPCPass != nil {
+			out = append(out, st.If.GRPCPass)
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -210,6 +211,11 @@ type GroupOptions struct {
 	// connections read responses into (the largest of the locations using
 	// the group); 0 keeps the codec's default.
 	ReadBufferSize int
+	// TLS is the client configuration of grpcs:// (nil for grpc://):
+	// every connection of the group is a TLS client with it. TLSKey
+	// identifies it, so pools of equal settings are shared across reloads.
+	TLS    *tls.Config
+	TLSKey string
 	// HealthChecks are the health_check directives of the locations
 	// using the group (dynamic.go).
 	HealthChecks []HealthCheck

@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -41,7 +43,7 @@ type Set struct {
 	health healthMemory
 }
 
-type poolKey struct{ upstream, network, addr string }
+type poolKey struct{ upstream, network, addr, tls string }
 
 // NewSet makes an empty set. dial nil means a plain net.Dialer; lim are the
 // codec limits of upstream connections (IdleTimeout, MaxRequests and
@@ -88,7 +90,7 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	if lim.PingInterval == 0 {
 		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)
 	}
-	k := poolKey{u.Name, network, addr}
+	k := poolKey{u.Name, network, addr, opt.TLSKey}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.pools[k]
@@ -96,6 +98,9 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		dial := s.dial
 		if dial == nil {
 			dial = dialer(opt.SocketKeepalive)
+		}
+		if opt.TLS != nil {
+			dial = tlsDialer(dial, opt.TLS)
 		}
 		stats := &PeerStats{}
 		if p != nil {
@@ -150,6 +155,23 @@ func (p *Pool) Drain() {
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.GoAway()
+	}
+}
+
+// tlsDialer wraps dial with a TLS client handshake (grpcs://), bounded by
+// the dial's context (grpc_connect_timeout covers both, as in nginx).
+func tlsDialer(dial DialFunc, cfg *tls.Config) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("SSL handshake: %w", err)
+		}
+		return tc, nil
 	}
 }
 

@@ -13,6 +13,10 @@ func testConfig(p paths, o options, stdout, stderr io.Writer) int {
 	for i := range warnings {
 		fmt.Fprintf(stderr, "gproxy: %s\n", warnings[i].Error())
 	}
+	if err == nil && checkEngine != nil {
+		// What the engine refuses at start fails the test too.
+		err = checkEngine(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gproxy: %s\n", diagnostic(err))
 		fmt.Fprintf(stderr, "gproxy: configuration file %s test failed\n", p.conf)

@@ -31,3 +31,8 @@ type logReopener interface {
 // newEngine builds the engine for a configuration. It is a variable so the
 // wiring to the proxy package lives in one place (engine_proxy.go).
 var newEngine func(cfg *config.Config, log *zap.Logger) (engine, error)
+
+// checkEngine builds a configuration's running state without opening
+// listeners and reports what start would refuse; nil means the engine
+// has no verdict of its own (tests of the command line alone).
+var checkEngine func(cfg *config.Config) error

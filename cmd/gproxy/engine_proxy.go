@@ -9,7 +9,8 @@ import (
 
 // init wires the engine: proxy.Server is the engine; the adapter exists
 // only because a function returning *proxy.Server is not one returning
-// engine.
+// engine. checkEngine is the engine's own verdict, which -t runs after
+// the parser's so -t and start never disagree.
 func init() {
 	newEngine = func(cfg *config.Config, log *zap.Logger) (engine, error) {
 		s, err := proxy.New(cfg, log)
@@ -18,4 +19,5 @@ func init() {
 		}
 		return s, nil
 	}
+	checkEngine = proxy.Check
 }

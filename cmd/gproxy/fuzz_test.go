@@ -29,6 +29,7 @@ var positionless = []string{
 	`no "ssl_certificate_key" is defined for certificate`,
 	`worker_connections are not enough`, // N worker_connections are not enough for M listening sockets
 	`pread() `,                          // an include that names a directory
+	`zero size shared memory zone`,      // a limit_req/limit_conn zone never sized
 }
 
 // loopbackOnly resolves only the names the corpus uses, so fuzzing never

@@ -103,6 +103,11 @@ type HTTP struct {
 	// UpstreamByName indexes Upstreams; implicit upstreams created for
 	// `grpc_pass host:port` are not listed here.
 	UpstreamByName map[string]*Upstream
+
+	// LimitReqZones and LimitConnZones are the limit_req_zone and
+	// limit_conn_zone blocks, in order of definition.
+	LimitReqZones  []*LimitReqZone
+	LimitConnZones []*LimitConnZone
 }
 
 // LogFormat is a named log_format.
@@ -373,6 +378,12 @@ type Location struct {
 	// Monitor is set when the location answers with gproxy's own state
 	// (stub_status, gproxy_metrics, gproxy_status) instead of proxying.
 	Monitor *Monitor
+	// LimitExcept is the location's limit_except block; nil if none.
+	LimitExcept *LimitExcept
+	// Internal is the `internal` directive: only error_page (and other
+	// internal redirects) reach this location; a client request for it
+	// gets 404.
+	Internal bool
 
 	// Settings are this location's values, already merged from its
 	// parents as nginx merges them.
@@ -397,15 +408,41 @@ type Monitor struct {
 // GRPCPass is a grpc_pass target.
 type GRPCPass struct {
 	Scheme   string    // "grpc" or "grpcs"
-	Upstream *Upstream // the named upstream or an implicit one for host:port
-	Pos      Pos
+	Upstream *Upstream // the named upstream or an implicit one for host:port; nil with Target
+	// Target is set when the target has variables (`grpc_pass
+	// grpc://$backend`): per request, its value names an upstream block,
+	// else an address host:port (an IP address) or unix:/path, as nginx
+	// resolves it. The scheme prefix is not part of it.
+	Target Template
+	Pos    Pos
 }
 
-// RewriteStep is a `return` or an `if` block of the rewrite module; exactly
-// one field is set.
+// RewriteStep is one directive of the rewrite module, run in order:
+// exactly one field is set.
 type RewriteStep struct {
-	Return *Return
-	If     *If
+	Return  *Return
+	If      *If
+	Set     *SetVar
+	Rewrite *Rewrite
+	Break   bool
+}
+
+// SetVar is `set $name value`.
+type SetVar struct {
+	Name  string // without '$'
+	Value Template
+	Pos   Pos
+}
+
+// Rewrite is `rewrite regex replacement [flag]`.
+type Rewrite struct {
+	Regex       *regexp.Regexp
+	Replacement Template
+	// Flag is "", "last", "break", "redirect" or "permanent". A
+	// replacement starting with http://, https:// or $scheme redirects
+	// (302) whatever the flag, as in nginx.
+	Flag string
+	Pos  Pos
 }
 
 // Return is `return code [text|URL];` or `return URL;`.
@@ -415,11 +452,19 @@ type Return struct {
 	Pos  Pos
 }
 
-// If is `if (condition) { ... }`. gproxy runs only rewrite steps inside it.
+// If is `if (condition) { ... }`.
 type If struct {
 	Cond IfCond
 	Body []RewriteStep
-	Pos  Pos
+	// Settings are the location's settings with those set inside the if
+	// block applied (add_header, add_trailer, error_page, ...), as nginx
+	// gives the body a location configuration of its own; nil when the
+	// block sets nothing, or for if at server level.
+	Settings *Settings
+	// GRPCPass is a grpc_pass inside the block: when the condition holds,
+	// the request is proxied there.
+	GRPCPass *GRPCPass
+	Pos      Pos
 }
 
 // IfCond is the parsed condition of an if block.
@@ -455,6 +500,43 @@ type Settings struct {
 
 	GRPC GRPCSettings
 	SSL  SSLSettings
+
+	Access AccessSettings // allow, deny, satisfy, auth_basic, realip
+	Limits LimitSettings  // limit_req, limit_conn
+	// AddHeaders and AddTrailers are add_header and add_trailer, in
+	// order; a level that has none inherits its parent's list as a whole.
+	AddHeaders  []AddHeader
+	AddTrailers []AddHeader
+	// ErrorPages are the error_page directives, inherited as a whole
+	// like AddHeaders.
+	ErrorPages          []ErrorPage
+	RecursiveErrorPages bool
+	// DefaultType is default_type: the content type of responses gproxy
+	// makes (return, error pages); "text/plain" unless set.
+	DefaultType string
+}
+
+// AddHeader is one add_header or add_trailer: Name as written, Value a
+// template (an empty value adds nothing). Without Always, the field is
+// added only to responses with status 200, 201, 204, 206, 301, 302, 303,
+// 304, 307 or 308, as nginx does.
+type AddHeader struct {
+	Name   string
+	Value  Template
+	Always bool
+}
+
+// ErrorPage is one `error_page CODE ... [=[RESPONSE]] URI|@name`.
+type ErrorPage struct {
+	Codes []int
+	// Overwrite is the status sent: -1 keeps the error's code (no "="),
+	// 0 takes the status the page answers with ("=" alone), else the
+	// code after "=".
+	Overwrite int
+	// URI is the page: a path ("/50x.html"), a named location ("@name")
+	// or a URL (http://..., https://..., $scheme...) to redirect to.
+	URI Template
+	Pos Pos
 }
 
 // Buffers is a "number size" pair such as `large_client_header_buffers 4 8k`.
@@ -495,6 +577,16 @@ type GRPCSettings struct {
 	SSLCertificateKey     string
 	SSLProtocols          []string
 	SSLCiphers            string
+	// SSLPasswordFile is grpc_ssl_password_file: passphrases tried in
+	// turn on an encrypted SSLCertificateKey.
+	SSLPasswordFile string
+	SSLCRL          string // grpc_ssl_crl
+	// SSLSessionReuse is grpc_ssl_session_reuse (default on).
+	SSLSessionReuse bool
+	// SSLConfCommands are grpc_ssl_conf_command name/value pairs.
+	SSLConfCommands [][2]string
+	// SSLPos says where the grpc_ssl_* directives stand, for errors.
+	SSLPos SSLPos
 }
 
 // SSLSettings are the ssl_* directives of http and server.
@@ -515,4 +607,40 @@ type SSLSettings struct {
 	ECDHCurve              string
 	StaplingEnabled        bool
 	CertificateCacheEnable bool
+
+	// PasswordFile is ssl_password_file: passphrases tried in turn on
+	// encrypted keys.
+	PasswordFile string
+	// SessionTicketKeys are the ssl_session_ticket_key files, in order:
+	// the first encrypts new tickets.
+	SessionTicketKeys []string
+	CRL               string // ssl_crl
+	// RejectHandshake is ssl_reject_handshake: refuse TLS handshakes
+	// that select this server.
+	RejectHandshake bool
+	// ConfCommands are ssl_conf_command name/value pairs.
+	ConfCommands [][2]string
+	// Pos says where the ssl_* directives stand, for errors.
+	Pos SSLPos
+}
+
+// SSLPos holds where ssl_* or grpc_ssl_* directives stand, so that the
+// errors of loading their files name FILE:LINE. Certificates and
+// CertificateKeys are parallel to the lists they locate (one entry for
+// grpc_ssl_*); a zero Pos means the directive was not written.
+type SSLPos struct {
+	Certificates       []Pos
+	CertificateKeys    []Pos
+	SessionTicketKeys  []Pos
+	Protocols          Pos
+	Ciphers            Pos
+	ECDHCurve          Pos
+	DHParam            Pos
+	ClientCertificate  Pos
+	TrustedCertificate Pos
+	CRL                Pos
+	PasswordFile       Pos
+	VerifyClient       Pos
+	ConfCommand        Pos
+	Name               Pos
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 )
@@ -15,7 +16,11 @@ import (
 func TestInterop(t *testing.T) {
 	bs := startBackends(t, 2)
 	addr, _ := grpcSite(t, bs)
-	cc := dial(t, addr)
+	runInteropCases(t, dial(t, addr))
+}
+
+// runInteropCases runs the 14 interop client cases over cc, each twice.
+func runInteropCases(t *testing.T, cc *grpc.ClientConn) {
 	tc := testgrpc.NewTestServiceClient(cc)
 	uc := testgrpc.NewUnimplementedServiceClient(cc)
 

@@ -27,6 +27,9 @@ func (t *Table) collectNamedCaptures(h *config.HTTP) {
 				add(s.If.Cond.Regex)
 				steps(s.If.Body)
 			}
+			if s.Rewrite != nil {
+				add(s.Rewrite.Regex)
+			}
 		}
 	}
 	var locs func([]*config.Location)
@@ -83,7 +86,22 @@ func (t *Table) checkTemplates(h *config.HTTP) error {
 						return err
 					}
 				}
+				if gp := f.GRPCPass; gp != nil {
+					if err := check(gp.Target, gp.Pos); err != nil {
+						return err
+					}
+				}
 				if err := steps(f.Body); err != nil {
+					return err
+				}
+			}
+			if sv := s.Set; sv != nil {
+				if err := check(sv.Value, sv.Pos); err != nil {
+					return err
+				}
+			}
+			if rw := s.Rewrite; rw != nil {
+				if err := check(rw.Replacement, rw.Pos); err != nil {
 					return err
 				}
 			}
@@ -103,6 +121,18 @@ func (t *Table) checkTemplates(h *config.HTTP) error {
 				}
 			}
 		}
+		for _, list := range [][]config.AddHeader{st.AddHeaders, st.AddTrailers} {
+			for _, hd := range list {
+				if err := check(hd.Value, pos); err != nil {
+					return err
+				}
+			}
+		}
+		for _, ep := range st.ErrorPages {
+			if err := check(ep.URI, ep.Pos); err != nil {
+				return err
+			}
+		}
 		return check(st.GRPC.SSLName, pos)
 	}
 	var locs func([]*config.Location) error
@@ -113,6 +143,18 @@ func (t *Table) checkTemplates(h *config.HTTP) error {
 			}
 			if err := settings(&l.Settings, l.Pos); err != nil {
 				return err
+			}
+			if gp := l.GRPCPass; gp != nil {
+				if err := check(gp.Target, gp.Pos); err != nil {
+					return err
+				}
+			}
+			for _, s := range l.Rewrite {
+				if s.If != nil && s.If.Settings != nil {
+					if err := settings(s.If.Settings, s.If.Pos); err != nil {
+						return err
+					}
+				}
 			}
 			if err := locs(l.Locations); err != nil {
 				return err

@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -21,7 +22,7 @@ type mapVar struct {
 
 func (t *Table) buildMaps(maps []*config.Map) error {
 	for _, m := range maps {
-		if _, dup := builtinVars[m.Target]; dup || t.maps[m.Target] != nil {
+		if _, dup := builtinVars[m.Target]; (dup && !slices.Contains(config.OwnVariables, m.Target)) || t.maps[m.Target] != nil {
 			return fmt.Errorf("the duplicate %q variable in %s", m.Target, posString(m.Pos))
 		}
 		mv := &mapVar{cfg: m, hostnames: m.Hostnames}

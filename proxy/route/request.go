@@ -2,6 +2,7 @@ package route
 
 import (
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -26,9 +27,29 @@ type Request struct {
 
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// ConnAddr is the connection's own client address when the realip
+	// module replaced RemoteAddr ($realip_remote_addr); nil otherwise.
+	ConnAddr net.Addr
 
 	// Server is the virtual server chosen for the request; Route sets it.
 	Server *config.Server
+
+	// TLS is the connection's TLS state ($ssl_* variables); nil on a
+	// cleartext connection.
+	TLS *TLS
+	// IfSettings are the settings of the last location-level if block
+	// whose condition held and that sets any (add_header, error_page,
+	// ...): nginx then uses the if block's configuration for the
+	// request. nil otherwise.
+	IfSettings *config.Settings
+
+	// UpstreamHeaders and UpstreamTrailers are the response header and
+	// trailer fields the upstream sent ($upstream_http_NAME,
+	// $upstream_trailer_NAME); ResponseTrailers are the trailers sent to
+	// the client ($sent_trailer_NAME).
+	UpstreamHeaders  []hpack.HeaderField
+	UpstreamTrailers []hpack.HeaderField
+	ResponseTrailers []hpack.HeaderField
 
 	Proto        string // "HTTP/2.0" or "HTTP/1.1"
 	ConnID       uint64 // $connection
@@ -60,14 +81,30 @@ type Request struct {
 	GRPCStatus  string // grpc-status sent to the client ($grpc_status)
 	GRPCMessage string // grpc-message sent to the client ($grpc_message)
 
-	// Per-request results route computes once.
-	uriVal    string
-	uriState  uint8 // 0 not computed, 1 valid, 2 invalid
-	idSet     bool
-	id        [32]byte
-	capSubj   string   // subject of the last regex match with captures
-	caps      []int    // its submatch indexes ($0 $1 ...)
-	namedCaps []string // values of named captures, by Table slot
+	// LimitReqStatus and LimitConnStatus are $limit_req_status and
+	// $limit_conn_status: "PASSED", "DELAYED", "REJECTED",
+	// "DELAYED_DRY_RUN", "REJECTED_DRY_RUN"; "" when no limit applied.
+	LimitReqStatus  string
+	LimitConnStatus string
+
+	// IfPass is the grpc_pass of the last if block whose condition held
+	// and that has one: the request is proxied there.
+	IfPass *config.GRPCPass
+
+	// Per-request results route computes once, and what set and rewrite
+	// changed.
+	setVals    []string // values of set variables, by Table slot
+	argsVal    string   // the query string after set $args or rewrite
+	argsSet    bool
+	rewritten  bool // the URI or query string changed: see UpstreamPath
+	uriChanged bool // a rewrite without flag changed the URI in this location
+	uriVal     string
+	uriState   uint8 // 0 not computed, 1 valid, 2 invalid
+	idSet      bool
+	id         [32]byte
+	capSubj    string   // subject of the last regex match with captures
+	caps       []int    // its submatch indexes ($0 $1 ...)
+	namedCaps  []string // values of named captures, by Table slot
 }
 
 // UpstreamAttempt is one try of one upstream server for a request.
@@ -78,6 +115,14 @@ type UpstreamAttempt struct {
 	// negative prints "-".
 	ResponseTime time.Duration
 	ConnectTime  time.Duration
+}
+
+// realIPAddr is the connection's client address, before realip.
+func (r *Request) realIPAddr() net.Addr {
+	if r.ConnAddr != nil {
+		return r.ConnAddr
+	}
+	return r.RemoteAddr
 }
 
 // uri returns the normalised URI of the request (see NormalizePath),
@@ -98,8 +143,26 @@ func (r *Request) uri() (string, bool) {
 	return u, ok
 }
 
+// UpstreamPath is the :path to send upstream when rewrite or set $args
+// changed the request (nginx then sends the URI, escaped, and the new
+// query string); ok is false when the client's :path goes as it came.
+func (r *Request) UpstreamPath() (path string, ok bool) {
+	if !r.rewritten {
+		return "", false
+	}
+	uri, _ := r.uri()
+	p := (&url.URL{Path: uri}).EscapedPath()
+	if a := r.args(); a != "" {
+		p += "?" + a
+	}
+	return p, true
+}
+
 // args returns the query string of the request target, without '?'.
 func (r *Request) args() string {
+	if r.argsSet {
+		return r.argsVal
+	}
 	for i := 0; i < len(r.Path); i++ {
 		if r.Path[i] == '?' {
 			return r.Path[i+1:]

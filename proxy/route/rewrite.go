@@ -24,24 +24,125 @@ type Action struct {
 	Close bool
 }
 
-// Rewrite runs rewrite-module steps (`return`, and `if` blocks with the
-// steps inside them) in order and returns the action of the first
-// `return` reached, or nil when the request falls through.
+// Rewrite runs rewrite-module steps (return, if, set, rewrite, break) in
+// order and returns the action of the first `return` or redirect
+// reached, or nil when the request falls through.
 func (t *Table) Rewrite(steps []config.RewriteStep, r *Request) *Action {
+	a, _ := t.run(steps, r)
+	return a
+}
+
+// flow is how a run of rewrite steps ended without an action.
+type flow uint8
+
+const (
+	flowNext  flow = iota // every step ran
+	flowBreak             // break, or rewrite ... break: stop, stay
+	flowLast              // rewrite ... last: stop, search the location again
+)
+
+func (t *Table) run(steps []config.RewriteStep, r *Request) (*Action, flow) {
 	for i := range steps {
 		st := &steps[i]
 		switch {
 		case st.Return != nil:
-			return t.returnAction(st.Return, r)
+			return t.returnAction(st.Return, r), flowNext
+		case st.Set != nil:
+			t.setVar(st.Set, r)
+		case st.Rewrite != nil:
+			if a, f, done := t.rewrite(st.Rewrite, r); done {
+				return a, f
+			}
+		case st.Break:
+			return nil, flowBreak
 		case st.If != nil:
-			if t.cond(&st.If.Cond, r) {
-				if a := t.Rewrite(st.If.Body, r); a != nil {
-					return a
-				}
+			if !t.cond(&st.If.Cond, r) {
+				continue
+			}
+			if st.If.Settings != nil {
+				r.IfSettings = st.If.Settings
+			}
+			if st.If.GRPCPass != nil {
+				r.IfPass = st.If.GRPCPass
+			}
+			if a, f := t.run(st.If.Body, r); a != nil || f != flowNext {
+				return a, f
 			}
 		}
 	}
-	return nil
+	return nil, flowNext
+}
+
+// setVar runs `set`: $args changes the request's query string; any other
+// name is a variable of the configuration's own.
+func (t *Table) setVar(sv *config.SetVar, r *Request) {
+	v := t.Expand(sv.Value, r)
+	if sv.Name == "args" {
+		r.argsVal, r.argsSet, r.rewritten = v, true, true
+		return
+	}
+	slot, ok := t.setSlots[sv.Name]
+	if !ok {
+		return
+	}
+	if len(r.setVals) < len(t.setSlots) {
+		vals := make([]string, len(t.setSlots))
+		copy(vals, r.setVals)
+		r.setVals = vals
+	}
+	r.setVals[slot] = v
+}
+
+// rewrite runs one `rewrite`: when the regex matches the URI, the URI
+// becomes the replacement (its query string replacing or preceding the
+// request's, as nginx does), or the request is redirected. done reports
+// that the steps stop here.
+func (t *Table) rewrite(rw *config.Rewrite, r *Request) (a *Action, f flow, done bool) {
+	uri, _ := r.uri()
+	if !t.matchString(rw.Regex, uri, r) {
+		return nil, flowNext, false
+	}
+	repl := t.Expand(rw.Replacement, r)
+	oldArgs := r.args()
+	external := strings.HasPrefix(repl, "http://") || strings.HasPrefix(repl, "https://")
+	if external || rw.Flag == "redirect" || rw.Flag == "permanent" {
+		code := 302
+		if rw.Flag == "permanent" {
+			code = 301
+		}
+		loc, dropArgs := strings.CutSuffix(repl, "?")
+		if !dropArgs && oldArgs != "" {
+			sep := "?"
+			if strings.Contains(loc, "?") {
+				sep = "&"
+			}
+			loc += sep + oldArgs
+		}
+		if strings.HasPrefix(loc, "/") {
+			loc = t.absolute(loc, r)
+		}
+		return &Action{Code: code, Location: loc}, flowNext, true
+	}
+	path, args, hasArgs := strings.Cut(repl, "?")
+	switch {
+	case !hasArgs:
+		// The request's query string stays.
+	case args == "":
+		r.argsVal, r.argsSet = "", true
+	case oldArgs != "":
+		r.argsVal, r.argsSet = args+"&"+oldArgs, true
+	default:
+		r.argsVal, r.argsSet = args, true
+	}
+	r.uriVal, r.uriState = path, 1
+	r.rewritten, r.uriChanged = true, true
+	switch rw.Flag {
+	case "last":
+		return nil, flowLast, true
+	case "break":
+		return nil, flowBreak, true
+	}
+	return nil, flowNext, false
 }
 
 func isRedirect(code int) bool {

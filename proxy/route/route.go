@@ -30,6 +30,7 @@ type Table struct {
 	servers   map[*config.Server]*serverRoutes
 
 	maps     map[string]*mapVar // by target variable name
+	setSlots map[string]int     // variables of set, by name: slot in Request.setVals
 	named    map[string]int     // named regex captures: variable name -> slot
 	needCaps bool               // some template reads $1..$9 or a named capture
 	hostname string
@@ -38,8 +39,9 @@ type Table struct {
 
 // serverRoutes is the precomputed location search of one server.
 type serverRoutes struct {
-	root level
-	name string // $server_name
+	root  level
+	name  string               // $server_name
+	named map[string]*Location // location @name, by "@name"
 }
 
 // Listener is one listening socket gproxy must open: all listen directives
@@ -114,16 +116,18 @@ var grpcHiddenByDefault = []string{
 // and where (FILE:LINE). A nil block gives an empty table.
 func New(h *config.HTTP) (*Table, error) {
 	t := &Table{
-		servers: map[*config.Server]*serverRoutes{},
-		maps:    map[string]*mapVar{},
-		named:   map[string]int{},
-		pid:     strconv.Itoa(os.Getpid()),
+		servers:  map[*config.Server]*serverRoutes{},
+		maps:     map[string]*mapVar{},
+		named:    map[string]int{},
+		setSlots: map[string]int{},
+		pid:      strconv.Itoa(os.Getpid()),
 	}
 	t.hostname, _ = os.Hostname()
 	if h == nil {
 		return t, nil
 	}
 	t.collectNamedCaptures(h)
+	t.collectSetVars(h)
 	if err := t.buildMaps(h.Maps); err != nil {
 		return nil, err
 	}
@@ -135,7 +139,16 @@ func New(h *config.HTTP) (*Table, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.servers[s] = &serverRoutes{root: lv, name: t.primaryName(s)}
+		sr := &serverRoutes{root: lv, name: t.primaryName(s), named: map[string]*Location{}}
+		for _, c := range s.Locations {
+			if c.Kind == config.LocNamed {
+				sr.named[c.Path] = newLocation(c)
+			}
+		}
+		t.servers[s] = sr
+	}
+	if err := t.checkAllErrorPages(h); err != nil {
+		return nil, err
 	}
 	if err := t.checkTemplates(h); err != nil {
 		return nil, err
@@ -408,23 +421,69 @@ func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Locatio
 	if !ok {
 		return srv, nil, &Action{Code: 400}
 	}
-	if a := t.Rewrite(srv.Rewrite, r); a != nil {
+	if a, _ := t.run(srv.Rewrite, r); a != nil {
 		return srv, nil, a
 	}
 	sr := t.servers[srv]
-	if sr != nil {
-		loc = sr.root.find(uri, t, r)
+	// rewrite ... last (or a rewrite without flag) searches the location
+	// again, at most maxRewrites times, as nginx's internal redirect
+	// limit.
+	for range maxRewrites {
+		uri, _ = r.uri()
+		loc = nil
+		if sr != nil {
+			loc = sr.root.find(uri, t, r)
+		}
+		if loc == nil || loc.Config.Internal {
+			return srv, nil, &Action{Code: 404}
+		}
+		r.IfSettings, r.IfPass, r.uriChanged = nil, nil, false
+		a, f := t.run(loc.Config.Rewrite, r)
+		if a != nil {
+			return srv, loc, a
+		}
+		if f == flowLast || (f == flowNext && r.uriChanged) {
+			continue
+		}
+		if loc.Config.GRPCPass == nil && r.IfPass == nil && loc.Config.Monitor == nil {
+			return srv, loc, &Action{Code: 404}
+		}
+		return srv, loc, nil
 	}
-	if loc == nil {
-		return srv, nil, &Action{Code: 404}
+	// nginx: "rewrite or internal redirection cycle".
+	return srv, loc, &Action{Code: 500}
+}
+
+// maxRewrites bounds location searches per request (nginx allows 10 URI
+// changes).
+const maxRewrites = 10
+
+// collectSetVars gives every variable of a set directive its slot.
+func (t *Table) collectSetVars(h *config.HTTP) {
+	var steps func([]config.RewriteStep)
+	steps = func(ss []config.RewriteStep) {
+		for _, s := range ss {
+			if s.Set != nil && s.Set.Name != "args" {
+				if _, ok := t.setSlots[s.Set.Name]; !ok {
+					t.setSlots[s.Set.Name] = len(t.setSlots)
+				}
+			}
+			if s.If != nil {
+				steps(s.If.Body)
+			}
+		}
 	}
-	if a := t.Rewrite(loc.Config.Rewrite, r); a != nil {
-		return srv, loc, a
+	var locs func([]*config.Location)
+	locs = func(ls []*config.Location) {
+		for _, l := range ls {
+			steps(l.Rewrite)
+			locs(l.Locations)
+		}
 	}
-	if loc.Config.GRPCPass == nil && loc.Config.Monitor == nil {
-		return srv, loc, &Action{Code: 404}
+	for _, s := range h.Servers {
+		steps(s.Rewrite)
+		locs(s.Locations)
 	}
-	return srv, loc, nil
 }
 
 func newLocation(c *config.Location) *Location {
@@ -448,4 +507,29 @@ func newLocation(c *config.Location) *Location {
 
 func posString(p config.Pos) string {
 	return p.File + ":" + strconv.Itoa(p.Line)
+}
+
+// checkAllErrorPages runs checkErrorPages on every level of every server.
+func (t *Table) checkAllErrorPages(h *config.HTTP) error {
+	var walk func(s *config.Server, locs []*config.Location) error
+	walk = func(s *config.Server, locs []*config.Location) error {
+		for _, l := range locs {
+			if err := t.checkErrorPages(s, &l.Settings); err != nil {
+				return err
+			}
+			if err := walk(s, l.Locations); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, s := range h.Servers {
+		if err := t.checkErrorPages(s, &s.Settings); err != nil {
+			return err
+		}
+		if err := walk(s, s.Locations); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -44,6 +44,12 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return (ref.arg == "host" && r.Authority != "") || hasHeader(r.Headers, ref.arg)
 	case vSentHTTP:
 		return hasHeader(r.ResponseHeaders, ref.arg)
+	case vUpstreamHTTP:
+		return hasHeader(r.UpstreamHeaders, ref.arg)
+	case vUpstreamTrailer:
+		return hasHeader(r.UpstreamTrailers, ref.arg)
+	case vSentTrailer:
+		return hasHeader(r.ResponseTrailers, ref.arg)
 	case vContentType:
 		return hasHeader(r.Headers, "content_type")
 	case vContentLength:
@@ -62,6 +68,16 @@ func (t *Table) found(ref varRef, r *Request) bool {
 		return r.GRPCStatus != ""
 	case vGRPCMessage:
 		return r.GRPCMessage != ""
+	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
+		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
+		// nginx's ssl variables are not found when empty (no client
+		// certificate, no SNI) or on a cleartext connection.
+		v, ok := tlsValue(ref.kind, r.TLS)
+		return ok && v != ""
+	case vLimitReqStatus:
+		return r.LimitReqStatus != ""
+	case vLimitConnStatus:
+		return r.LimitConnStatus != ""
 	}
 	return true
 }

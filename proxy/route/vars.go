@@ -58,14 +58,32 @@ const (
 	vUpstreamConnectTime
 	vGRPCStatus
 	vGRPCMessage
+	vSSLProtocol
+	vSSLCipher
+	vSSLServerName
+	vSSLSessionReused
+	vSSLClientVerify
+	vSSLClientSDN
+	vSSLClientIDN
+	vSSLClientSerial
+	vSSLClientFingerprint
+	vBinaryRemoteAddr
+	vRealIPRemoteAddr
+	vRealIPRemotePort
+	vLimitReqStatus
+	vLimitConnStatus
 	// Families with an argument.
-	vHTTP     // http_NAME
-	vSentHTTP // sent_http_NAME
-	vArg      // arg_NAME
-	vCookie   // cookie_NAME
-	vMap      // a map target
-	vCapture  // $0..$9
-	vNamed    // a named regex capture
+	vHTTP            // http_NAME
+	vSentHTTP        // sent_http_NAME
+	vUpstreamHTTP    // upstream_http_NAME
+	vUpstreamTrailer // upstream_trailer_NAME
+	vSentTrailer     // sent_trailer_NAME
+	vArg             // arg_NAME
+	vCookie          // cookie_NAME
+	vMap             // a map target
+	vSet             // a variable of set
+	vCapture         // $0..$9
+	vNamed           // a named regex capture
 )
 
 // builtinVars are the fixed-name variables gproxy knows.
@@ -110,6 +128,20 @@ var builtinVars = map[string]varKind{
 	"upstream_connect_time":     vUpstreamConnectTime,
 	"grpc_status":               vGRPCStatus,
 	"grpc_message":              vGRPCMessage,
+	"ssl_protocol":              vSSLProtocol,
+	"ssl_cipher":                vSSLCipher,
+	"ssl_server_name":           vSSLServerName,
+	"ssl_session_reused":        vSSLSessionReused,
+	"ssl_client_verify":         vSSLClientVerify,
+	"ssl_client_s_dn":           vSSLClientSDN,
+	"ssl_client_i_dn":           vSSLClientIDN,
+	"ssl_client_serial":         vSSLClientSerial,
+	"ssl_client_fingerprint":    vSSLClientFingerprint,
+	"binary_remote_addr":        vBinaryRemoteAddr,
+	"realip_remote_addr":        vRealIPRemoteAddr,
+	"realip_remote_port":        vRealIPRemotePort,
+	"limit_req_status":          vLimitReqStatus,
+	"limit_conn_status":         vLimitConnStatus,
 }
 
 // varRef is a resolved variable name.
@@ -125,11 +157,16 @@ type varRef struct {
 // written, so a name with upper-case letters is lowered here (allocating,
 // but only for such unusual names).
 func (t *Table) resolve(name string) (varRef, bool) {
-	if k, ok := builtinVars[name]; ok {
-		return varRef{kind: k}, true
-	}
+	// A map of the configuration comes first: it may define one of
+	// gproxy's own variables ($grpc_status), and the user's wins.
 	if m, ok := t.maps[name]; ok {
 		return varRef{kind: vMap, m: m}, true
+	}
+	if slot, ok := t.setSlots[name]; ok {
+		return varRef{kind: vSet, n: slot}, true
+	}
+	if k, ok := builtinVars[name]; ok {
+		return varRef{kind: k}, true
 	}
 	if slot, ok := t.named[name]; ok {
 		return varRef{kind: vNamed, n: slot}, true
@@ -139,6 +176,12 @@ func (t *Table) resolve(name string) (varRef, bool) {
 		return varRef{kind: vHTTP, arg: name[5:]}, true
 	case strings.HasPrefix(name, "sent_http_") && len(name) > 10:
 		return varRef{kind: vSentHTTP, arg: name[10:]}, true
+	case strings.HasPrefix(name, "upstream_http_") && len(name) > 14:
+		return varRef{kind: vUpstreamHTTP, arg: name[14:]}, true
+	case strings.HasPrefix(name, "upstream_trailer_") && len(name) > 17:
+		return varRef{kind: vUpstreamTrailer, arg: name[17:]}, true
+	case strings.HasPrefix(name, "sent_trailer_") && len(name) > 13:
+		return varRef{kind: vSentTrailer, arg: name[13:]}, true
 	case strings.HasPrefix(name, "arg_") && len(name) > 4:
 		return varRef{kind: vArg, arg: name[4:]}, true
 	case strings.HasPrefix(name, "cookie_") && len(name) > 7:
@@ -268,10 +311,23 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return r.GRPCStatus, true
 	case vGRPCMessage:
 		return r.GRPCMessage, true
+	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
+		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
+		return tlsValue(ref.kind, r.TLS)
+	case vLimitReqStatus:
+		return r.LimitReqStatus, true
+	case vLimitConnStatus:
+		return r.LimitConnStatus, true
 	case vHTTP:
 		return headerValue(r.Headers, ref.arg, r.Authority)
 	case vSentHTTP:
 		return headerValue(r.ResponseHeaders, ref.arg, "")
+	case vUpstreamHTTP:
+		return headerValue(r.UpstreamHeaders, ref.arg, "")
+	case vUpstreamTrailer:
+		return headerValue(r.UpstreamTrailers, ref.arg, "")
+	case vSentTrailer:
+		return headerValue(r.ResponseTrailers, ref.arg, "")
 	case vArg:
 		v, _ := argValue(r.args(), ref.arg)
 		return v, true
@@ -280,6 +336,11 @@ func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
 		return v, true
 	case vCapture:
 		return r.capture(ref.n), true
+	case vSet:
+		if ref.n < len(r.setVals) {
+			return r.setVals[ref.n], true
+		}
+		return "", true
 	case vNamed:
 		if ref.n < len(r.namedCaps) {
 			return r.namedCaps[ref.n], true
@@ -299,6 +360,12 @@ func (t *Table) appendValue(dst []byte, ref varRef, r *Request, depth int) []byt
 		return appendIP(dst, r.RemoteAddr)
 	case vRemotePort:
 		return appendPort(dst, r.RemoteAddr)
+	case vBinaryRemoteAddr:
+		return appendBinaryIP(dst, r.RemoteAddr)
+	case vRealIPRemoteAddr:
+		return appendIP(dst, r.realIPAddr())
+	case vRealIPRemotePort:
+		return appendPort(dst, r.realIPAddr())
 	case vServerAddr:
 		return appendIP(dst, r.LocalAddr)
 	case vServerPort:
@@ -373,6 +440,12 @@ func (t *Table) appendValue(dst []byte, ref varRef, r *Request, depth int) []byt
 		return appendHeaderValues(dst, r.Headers, ref.arg, sep)
 	case vSentHTTP:
 		return appendHeaderValues(dst, r.ResponseHeaders, ref.arg, ", ")
+	case vUpstreamHTTP:
+		return appendHeaderValues(dst, r.UpstreamHeaders, ref.arg, ", ")
+	case vUpstreamTrailer:
+		return appendHeaderValues(dst, r.UpstreamTrailers, ref.arg, ", ")
+	case vSentTrailer:
+		return appendHeaderValues(dst, r.ResponseTrailers, ref.arg, ", ")
 	case vMap:
 		if depth >= maxDepth {
 			return dst
@@ -484,9 +557,28 @@ func appendIP(dst []byte, a net.Addr) []byte {
 	return append(dst, host...)
 }
 
+// appendBinaryIP is $binary_remote_addr: the address in network byte
+// order, 4 bytes for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6,
+// "unix:" for Unix sockets.
+func appendBinaryIP(dst []byte, a net.Addr) []byte {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if ip4 := a.IP.To4(); ip4 != nil {
+			return append(dst, ip4...)
+		}
+		return append(dst, a.IP.To16()...)
+	case *net.UnixAddr:
+		return append(dst, "unix:"...)
+	}
+	return dst
+}
+
 func appendPort(dst []byte, a net.Addr) []byte {
 	switch a := a.(type) {
 	case *net.TCPAddr:
+		if a.Port == 0 { // an address realip took from a header without a port
+			return dst
+		}
 		return strconv.AppendInt(dst, int64(a.Port), 10)
 	case *net.UnixAddr, nil:
 		return dst

@@ -12,6 +12,7 @@
 //	                                        (down) or client->server (up); MB/s
 //	benchtool idle -addr A -pid P -n 1000   open N idle HTTP/2 connections and
 //	                                        print the growth of P's RSS per one
+//	benchtool handshake -addr A -c 8 -t 5s  new full TLS handshakes per second
 //
 // Every command is bounded in time and prints one line of numbers for
 // examples/bench/bench.sh to read; errors go to stderr with exit status 1.
@@ -38,17 +39,18 @@ import (
 
 // commands maps each subcommand to its implementation.
 var commands = map[string]func(args []string) error{
-	"ports":  ports,
-	"ping":   ping,
-	"msg":    msg,
-	"rate":   rate,
-	"stream": stream,
-	"idle":   idle,
+	"ports":     ports,
+	"ping":      ping,
+	"msg":       msg,
+	"rate":      rate,
+	"stream":    stream,
+	"idle":      idle,
+	"handshake": handshakes,
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool ports|ping|msg|rate|stream|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchtool ports|ping|msg|rate|stream|idle|handshake [flags]")
 		os.Exit(2)
 	}
 	f, ok := commands[os.Args[1]]

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/tlsconf"
+	"go.uber.org/zap"
+)
+
+// TLS on client connections. A listener with `ssl` hands every accepted
+// connection to a crypto/tls server whose configuration is chosen per
+// handshake by SNI (nginx's server selection on the listener's server
+// names, from the running configuration, so a reload's certificates take
+// effect for new handshakes). ALPN decides the protocol: "h2" is HTTP/2,
+// "http/1.1" is HTTP/1.1, and a client that offers no ALPN is sniffed as
+// on cleartext.
+
+// tlsKey names the crypto/tls configuration of a server on listeners with
+// or without http2 (their ALPN lists differ).
+type tlsKey struct {
+	srv   *config.Server
+	http2 bool
+}
+
+// alpn is what a listener offers in ALPN, in the server's preference.
+func alpn(http2 bool) []string {
+	if http2 {
+		return []string{"h2", "http/1.1"}
+	}
+	return []string{"http/1.1"}
+}
+
+// buildTLS loads the TLS side of every server of cfg, and a crypto/tls
+// configuration per server and ALPN list that an ssl listener needs.
+func (rc *running) buildTLS() error {
+	rc.tlsServers = make(map[*config.Server]*tlsconf.Server)
+	rc.tlsConfigs = make(map[tlsKey]*tls.Config)
+	if rc.cfg.HTTP == nil {
+		return nil
+	}
+	for _, srv := range rc.cfg.HTTP.Servers {
+		ts, err := tlsconf.NewServer(&srv.Settings.SSL)
+		if err != nil {
+			return err
+		}
+		rc.tlsServers[srv] = ts
+	}
+	for _, l := range rc.table.Listeners() {
+		if !l.SSL {
+			continue
+		}
+		for _, srv := range l.Servers {
+			k := tlsKey{srv, l.HTTP2}
+			if ts := rc.tlsServers[srv]; ts != nil && rc.tlsConfigs[k] == nil && !ts.Reject {
+				rc.tlsConfigs[k] = ts.Config(alpn(l.HTTP2))
+			}
+		}
+	}
+	return nil
+}
+
+// errRejectHandshake ends a handshake that selects a server with
+// ssl_reject_handshake on, or one without a certificate.
+var errRejectHandshake = errors.New("handshake rejected (ssl_reject_handshake)")
+
+// tlsConfig is the listener's crypto/tls configuration: every handshake
+// picks its server's from the running configuration.
+func (s *Server) tlsConfig(ln *listener) *tls.Config {
+	return &tls.Config{
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			rc := s.cur.Load()
+			l := rc.listeners[ln.key]
+			if l == nil {
+				return nil, errRejectHandshake
+			}
+			srv := l.ServerAt(h.Conn.LocalAddr(), h.ServerName)
+			if c := rc.tlsConfigs[tlsKey{srv, ln.http2.Load()}]; c != nil {
+				return c, nil
+			}
+			return nil, errRejectHandshake
+		},
+	}
+}
+
+// handshakeTimeout bounds a TLS handshake, as client_header_timeout's
+// default bounds nginx's.
+const handshakeTimeout = 60 * time.Second
+
+// handshake runs the TLS handshake of nc and verifies the client's
+// certificate for the server SNI chose. It returns nil, having closed
+// nc, when the handshake fails.
+//
+//go:noinline
+func (s *Server) handshake(ln *listener, nc net.Conn) *tlsConn {
+	tc := tls.Server(nc, ln.tlsConf)
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if !errors.Is(err, errRejectHandshake) {
+			s.log.Info("SSL handshake failed", zap.Stringer("client", nc.RemoteAddr()), zap.Error(err))
+		}
+		tc.Close()
+		return nil
+	}
+	info := &route.TLS{State: tc.ConnectionState()}
+	info.Verify = tlsconf.VerifyNone
+	rc := s.cur.Load()
+	if l := rc.listeners[ln.key]; l != nil {
+		srv := l.ServerAt(nc.LocalAddr(), info.State.ServerName)
+		info.Verify = rc.tlsServers[srv].Verify(info.State.PeerCertificates, time.Now())
+	}
+	return &tlsConn{Conn: tc, info: info}
+}
+
+// tlsConn is a client connection after its handshake, with what the
+// ssl_* variables and ssl_verify_client need.
+type tlsConn struct {
+	net.Conn // *tls.Conn, or a prefixConn over one after sniffing
+	info     *route.TLS
+}
+
+// tlsInfo returns the TLS state of a client connection; nil on cleartext.
+func tlsInfo(nc net.Conn) *route.TLS {
+	if t, ok := nc.(*tlsConn); ok {
+		return t.info
+	}
+	return nil
+}
+
+// refuseAction answers a request refused by ssl_verify_client: nginx's
+// 400 page with msg for plain HTTP; for a gRPC request an action with
+// Code 0, which the caller answers with UNAUTHENTICATED and msg, since a
+// gRPC client shows an HTTP 400 only as "Unknown".
+func refuseAction(msg string, r *route.Request) *route.Action {
+	if ct := headerFieldValue(r, "content-type"); strings.HasPrefix(ct, "application/grpc") {
+		return &route.Action{}
+	}
+	return &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
+}
+
+func headerFieldValue(r *route.Request, name string) string {
+	for _, h := range r.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// refusal is nginx's answer to a request of srv on a connection whose
+// client certificate does not satisfy srv's ssl_verify_client: "" to
+// serve it.
+func (rc *running) refusal(srv *config.Server, t *route.TLS) string {
+	if t == nil || srv == nil {
+		return ""
+	}
+	return rc.tlsServers[srv].Refusal(t.Verify)
+}
