@@ -66,6 +66,7 @@ type call struct {
 	fields         []hpack.HeaderField // request headers for upstream, until committed
 	pend           []byte              // request DATA received before us opened
 	reqEnd         bool                // client finished its request
+	mstat          *methodCounter      // per-method metrics; nil unless gproxy_metrics methods=on
 	respStarted    bool                // response headers were sent to the client
 	done           bool                // outcome reported; events are ignored
 	released       bool                // the current peer was told how its attempt ended
@@ -597,6 +598,9 @@ func (c *call) finishLocked(err error, reset bool) {
 	c.commitLocked()
 	now := time.Now()
 	c.reportLocked(err, reset, now)
+	if c.mstat != nil {
+		c.mstat.observe(c.grpcStatus, now.Sub(c.start))
+	}
 	if c.lg != nil {
 		c.fillLogLocked(now)
 	}
