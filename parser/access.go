@@ -138,13 +138,23 @@ func setAuthBasic(l *loader, b *block, n *lex.Node) error {
 // setAuthBasicUserFile reads the password file now, where nginx reads it
 // on every request: a file that cannot be read or holds a password
 // format gproxy cannot check fails -t and start instead of failing
-// requests later. A reload reads it again.
+// requests later (proxy/access reads it again when it changes). A name
+// with variables can only be read per request.
 func setAuthBasicUserFile(l *loader, b *block, n *lex.Node) error {
 	if err := l.once(b, n); err != nil {
 		return err
 	}
 	if strings.IndexByte(n.Args[0], '$') >= 0 {
-		return l.errf(n, `"auth_basic_user_file" with variables is not supported by gproxy`)
+		// A name with variables is read per request, as nginx reads
+		// every password file.
+		t, terr := parseTemplate(n.Args[0])
+		if terr != nil {
+			return l.errf(n, "%s", terr.msg)
+		}
+		l.useVars(t)
+		uf := &config.UserFile{Template: &t, ConfPrefix: l.confPrefix, Pos: l.pos(n)}
+		b.set(n.Name, func(s *config.Settings) { s.Access.UserFile = uf })
+		return nil
 	}
 	path := l.confPath(n.Args[0])
 	data, err := os.ReadFile(path)

@@ -491,7 +491,7 @@ http {
     server {
         listen 127.0.0.1:%d http2;
         location /grpc.testing.TestService/EmptyCall { limit_req zone=tenth burst=5; grpc_pass grpc://`+be.addr+`; }
-        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=5; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
+        location /grpc.testing.TestService/UnaryCall { limit_req zone=slow burst=50; limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
         location / { limit_conn c 1; grpc_pass grpc://`+be.addr+`; }
     }
 }
@@ -507,30 +507,45 @@ http {
 	if _, err := cl.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
 		t.Fatalf("first slow call: %v", err)
 	}
-	// The second waits a minute: the client gives up first.
-	done := make(chan error, 1)
-	go func() {
-		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
-		defer dcancel()
-		_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
-		done <- err
-	}()
-	// While it waits it holds its limit_conn count.
-	deadline := time.Now().Add(time.Second)
-	for {
-		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
-		if status.Code(err) == codes.ResourceExhausted {
-			break
+	// The second waits a minute: the client gives up first. While it
+	// waits it holds its limit_conn count, so a probe elsewhere in the zone
+	// is refused. (A probe that passes holds the count for a moment: a
+	// waiting call arriving then is refused instead, and is sent again.)
+	var done chan error
+	held := false
+	for attempt := 0; attempt < 20 && !held; attempt++ {
+		done = make(chan error, 1)
+		go func() {
+			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer dcancel()
+			_, err := cl.UnaryCall(dctx, &testpb.SimpleRequest{})
+			done <- err
+		}()
+	probe:
+		for {
+			select {
+			case err := <-done:
+				if status.Code(err) != codes.ResourceExhausted {
+					t.Fatalf("waiting call: %v", err)
+				}
+				break probe // lost the race to a probe: try again
+			default:
+			}
+			_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
+			if status.Code(err) == codes.ResourceExhausted {
+				held = true
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no limit_conn count held by the waiting call: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if !held {
+		t.Fatal("no limit_conn count held by a waiting call")
 	}
 	if err := <-done; status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("waiting call: %v, want DeadlineExceeded", err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := cl.UnimplementedCall(ctx, &testpb.Empty{})
 		if status.Code(err) == codes.Unimplemented {
@@ -550,5 +565,111 @@ http {
 	}
 	if delayed != 1 {
 		t.Errorf("want one DELAYED EmptyCall in:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestRealIPAgainstNginx is nginx-tests' realip.t through both servers
+// over HTTP/1.1: X-IP carries $remote_addr as each sees it.
+func TestRealIPAgainstNginx(t *testing.T) {
+	body := `access_log off;
+    add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32;
+    set_real_ip_from 10.0.1.0/24;
+    server {
+        listen %s;
+        location / { grpc_pass grpc://127.0.0.1:9; }
+        location /custom { real_ip_header X-Real-IP-Custom; grpc_pass grpc://127.0.0.1:9; }
+        location /1 { real_ip_header X-Forwarded-For; real_ip_recursive off; grpc_pass grpc://127.0.0.1:9; }
+        location /2 { real_ip_header X-Forwarded-For; real_ip_recursive on; grpc_pass grpc://127.0.0.1:9; }
+    }
+    server {
+        listen %s;
+        return 204;
+    }
+`
+	_, n1 := nginxtest.Start(t, fmt.Sprintf(body, "{ADDR}", "127.0.0.1:"+fmt.Sprint(freePort(t))))
+	g1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startProxy(t, "events {}\nhttp {\n"+fmt.Sprintf(body, g1, g2)+"}\n")
+	// nginx's second server: read its port back from the same template.
+	_, n2 := nginxtest.Start(t, `access_log off; add_header X-IP $remote_addr always;
+    set_real_ip_from 127.0.0.1/32; server { listen {ADDR}; return 204; }`)
+	get := func(addr, path string, hdr http.Header) string {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header = hdr
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-IP")
+	}
+	cases := []struct {
+		path string
+		hdr  http.Header
+		want string // nginx-tests' expectation
+	}{
+		{"/", http.Header{"X-Real-Ip": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/custom", http.Header{"X-Real-Ip-Custom": {"192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"10.0.0.1, 192.0.2.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1, 10.0.1.1, 127.0.0.1"}}, "127.0.0.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1, 192.0.2.1, 127.0.0.1"}}, "192.0.2.1"},
+		{"/1", http.Header{"X-Forwarded-For": {"192.0.2.1", "127.0.0.1, 10.0.1.1"}}, "10.0.1.1"},
+		{"/2", http.Header{"X-Forwarded-For": {"10.0.1.1", "192.0.2.1", "127.0.0.1"}}, "192.0.2.1"},
+	}
+	for _, c := range cases {
+		n, g := get(n1, c.path, c.hdr), get(g1, c.path, c.hdr)
+		if n != c.want || g != c.want {
+			t.Errorf("%s %v: nginx %s, gproxy %s, want %s", c.path, c.hdr, n, g, c.want)
+		}
+	}
+	// realip post read: a server-level return sees the real address.
+	h := http.Header{"X-Real-Ip": {"192.0.2.1"}}
+	if n, g := get(n2, "/", h), get(g2, "/", h); n != "192.0.2.1" || g != n {
+		t.Errorf("return 204: nginx %s, gproxy %s", n, g)
+	}
+}
+
+// TestAccessGRPCAgainstNginx calls nginx and gproxy with a grpc-go client
+// through the same configuration: deny and auth_basic give the same gRPC
+// codes (grpc-go maps nginx's HTTP 403 and 401 to PERMISSION_DENIED and
+// UNAUTHENTICATED); a limit_req refusal is UNAVAILABLE through nginx
+// (HTTP 503) and RESOURCE_EXHAUSTED through gproxy, by design (README).
+func TestAccessGRPCAgainstNginx(t *testing.T) {
+	dir := t.TempDir()
+	htp, _ := writeHtpasswd(t, dir)
+	be := startBackend(t)
+	locations := fmt.Sprintf(`
+        location /grpc.testing.TestService/EmptyCall { deny all; grpc_pass grpc://%[1]s; }
+        location /grpc.testing.TestService/UnaryCall { auth_basic "gRPC"; auth_basic_user_file %[2]s; grpc_pass grpc://%[1]s; }
+        location /grpc.testing.TestService/UnimplementedCall { limit_req zone=one; grpc_pass grpc://%[1]s; }
+        location / { grpc_pass grpc://%[1]s; }
+`, be.addr, htp)
+	_, naddr := nginxtest.Start(t, "access_log off;\nlimit_req_zone $binary_remote_addr zone=one:64k rate=1r/m;\n"+
+		"server {\nlisten {ADDR} http2;\n"+locations+"}\n")
+	port := freePort(t)
+	startProxy(t, fmt.Sprintf("events {}\nhttp {\naccess_log off;\nlimit_req_zone $binary_remote_addr zone=one:64k rate=1r/m;\n"+
+		"server {\nlisten 127.0.0.1:%d http2;\n%s}\n}\n", port, locations))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	codesOf := func(addr string) []codes.Code {
+		cl := testgrpc.NewTestServiceClient(dial(t, addr))
+		_, e1 := cl.EmptyCall(ctx, &testpb.Empty{})
+		_, e2 := cl.UnaryCall(ctx, &testpb.SimpleRequest{})
+		auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("sha256:pw-sha256")))
+		_, e3 := cl.UnaryCall(auth, &testpb.SimpleRequest{})
+		_, e4 := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		_, e5 := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		return []codes.Code{status.Code(e1), status.Code(e2), status.Code(e3), status.Code(e4), status.Code(e5)}
+	}
+	n, g := codesOf(naddr), codesOf(fmt.Sprintf("127.0.0.1:%d", port))
+	want := []codes.Code{codes.PermissionDenied, codes.Unauthenticated, codes.OK, codes.Unimplemented}
+	for i, w := range want {
+		if n[i] != w || g[i] != w {
+			t.Errorf("call %d: nginx %v, gproxy %v, want %v", i, n[i], g[i], w)
+		}
+	}
+	if n[4] != codes.Unavailable || g[4] != codes.ResourceExhausted {
+		t.Errorf("limit_req refusal: nginx %v (want Unavailable), gproxy %v (want ResourceExhausted)", n[4], g[4])
 	}
 }

@@ -89,8 +89,12 @@ func (c *call) logError(msg, action, peer string) {
 	c.conn.srv.log.Error(c.errorLine(msg, action, peer), zap.Uint64("connection", c.conn.id))
 }
 
-// remote is the client's address; nil in tests without a connection.
+// remote is the client's address (the real one when realip found it);
+// nil in tests without a connection.
 func (c *call) remote() net.Addr {
+	if c.realIP != nil {
+		return c.realIP
+	}
 	if c.conn == nil {
 		return nil
 	}

@@ -243,3 +243,43 @@ func TestHealthCheckLogAndDNSPeers(t *testing.T) {
 		t.Errorf("Pick = %v, want no live upstreams", err)
 	}
 }
+
+// BenchmarkPickDynamic is the per-stream cost (Pick and Done) of
+// least_time and of outlier detection beside round robin, three peers,
+// from all Ps at once.
+func BenchmarkPickDynamic(b *testing.B) {
+	od := &config.OutlierDetection{Consecutive: 5, Interval: 10 * time.Second, BaseEjectionTime: 30 * time.Second,
+		MaxEjectionTime: 300 * time.Second, MaxEjectionPercent: 10}
+	for _, bc := range []struct {
+		name string
+		bal  config.Balance
+		od   *config.OutlierDetection
+	}{
+		{"round_robin", config.Balance{Method: "round_robin"}, nil},
+		{"least_time_header", config.Balance{Method: "least_time", LeastTime: "header"}, nil},
+		{"least_time_last_byte_inflight", config.Balance{Method: "least_time", LeastTime: "last_byte", Inflight: true}, nil},
+		{"round_robin+outlier", config.Balance{Method: "round_robin"}, od},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var servers []config.UpstreamServer
+			for i := range 3 {
+				servers = append(servers, config.UpstreamServer{Address: "10.0.0." + string(rune('1'+i)) + ":1", Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second})
+			}
+			g, err := NewGroup(&config.Upstream{Name: "up", Servers: servers, Balance: bc.bal, Outlier: bc.od}, newTestSet(), GroupOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				info := &StreamInfo{Start: time.Now()}
+				for pb.Next() {
+					p, err := g.Pick(info)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Done(Outcome{Duration: time.Millisecond, HeaderTime: time.Millisecond})
+				}
+			})
+		})
+	}
+}

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +28,6 @@ const ewmaAlpha = 0.2
 // read by the picker without a lock.
 type latency struct {
 	avg atomic.Uint64 // float64 bits of the average, in ns; 0 = none yet
-	mu  sync.Mutex    // serializes updates of avg
 	// startSum is the sum of the pick times (ns since epoch) of the
 	// streams in progress picked by a least_time inflight picker.
 	startSum atomic.Int64
@@ -130,13 +128,16 @@ func (p *Peer) observeLatency(b *config.Balance, o Outcome) {
 		d = o.HeaderTime
 	}
 	x := float64(max(d, 1))
-	p.lat.mu.Lock()
-	old := math.Float64frombits(p.lat.avg.Load())
-	if old == 0 {
-		old = x
+	for {
+		bits := p.lat.avg.Load()
+		old := math.Float64frombits(bits)
+		if old == 0 {
+			old = x
+		}
+		if p.lat.avg.CompareAndSwap(bits, math.Float64bits(old+ewmaAlpha*(x-old))) {
+			return
+		}
 	}
-	p.lat.avg.Store(math.Float64bits(old + ewmaAlpha*(x-old)))
-	p.lat.mu.Unlock()
 }
 
 // AverageTime returns the peer's moving average response time for

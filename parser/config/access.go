@@ -41,9 +41,13 @@ type AccessRule struct {
 // UserFile is an htpasswd file as nginx reads it: "user:password" lines,
 // '#' comments, the first line of a user wins.
 type UserFile struct {
-	Path  string // absolute
+	Path  string // absolute; "" when the name has variables
 	Users []UserEntry
-	Pos   Pos
+	// Template is the file name when it has variables: it is expanded
+	// and read per request, a relative result against ConfPrefix.
+	Template   *Template
+	ConfPrefix string
+	Pos        Pos
 }
 
 // UserEntry is one line of a UserFile. Hash is the password field as

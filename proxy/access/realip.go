@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/proxy/route"
 	"golang.org/x/net/http2/hpack"
 )
@@ -15,9 +16,16 @@ import (
 // header) the list is read from the right, and with real_ip_recursive
 // trusted addresses are skipped as nginx's ngx_http_get_forwarded_addr
 // does.
-func (p *Phase) realIP(r *route.Request) {
-	if r.ConnAddr != nil {
-		return // already done for this request
+func (p *Phase) realIP(r *route.Request) { RealIP(r, &p.realip) }
+
+// RealIP applies a level's realip settings to r, once per request: the
+// engine calls it with the virtual server's settings right after routing
+// (nginx's post-read phase, so `return` answers and their logs see the
+// real address too); the location's phase then does nothing if the
+// server's already found the address (nginx's preaccess phase).
+func RealIP(r *route.Request, rc *config.RealIP) {
+	if r.ConnAddr != nil || (len(rc.From) == 0 && !rc.FromUnix) {
+		return // already done for this request, or nothing to do
 	}
 	conn := r.RemoteAddr
 	var cur netip.AddrPort
@@ -34,7 +42,6 @@ func (p *Phase) realIP(r *route.Request) {
 	default:
 		return
 	}
-	rc := p.realip
 	trusted := func(a netip.Addr, unix bool) bool {
 		if unix {
 			return rc.FromUnix

@@ -2,6 +2,7 @@ package access
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,9 +15,9 @@ import (
 // every request; gproxy keeps the users it read when the configuration
 // was loaded and looks at the file again at most once a second (size and
 // modification time), reading it anew when it changed, so an edited
-// password file takes effect without a reload, as in nginx. A file that
-// can no longer be read or parsed makes requests fail with 500 until it
-// is fixed, as nginx answers when it cannot read it.
+// password file takes effect without a reload, as in nginx. A file
+// that disappears makes requests with credentials fail with 403, one
+// that cannot be read or parsed with 500, as nginx answers.
 type userFile struct {
 	path string
 
@@ -94,4 +95,48 @@ func readUsers(path string, st os.FileInfo) *userTable {
 		t.users[e.User] = m
 	}
 	return t
+}
+
+// userFiles are the password files of a name with variables, read per
+// request: each distinct name is kept (and re-checked like a fixed one)
+// up to maxUserFiles names; beyond that a name is read on every request,
+// so a variable a client controls cannot grow memory.
+type userFiles struct {
+	tmpl   config.Template
+	prefix string
+
+	mu    sync.Mutex
+	files map[string]*userFile
+}
+
+const maxUserFiles = 64
+
+func (u *userFiles) table(path string) (*userFile, *userTable) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(u.prefix, path)
+	}
+	u.mu.Lock()
+	f := u.files[path]
+	u.mu.Unlock()
+	if f != nil {
+		return f, f.table()
+	}
+	st, err := os.Stat(path)
+	var t *userTable
+	if err != nil {
+		t = &userTable{err: err}
+	} else {
+		t = readUsers(path, st)
+	}
+	f = &userFile{path: path}
+	f.cur.Store(t)
+	f.checked.Store(time.Now().UnixNano())
+	if t.err == nil {
+		u.mu.Lock()
+		if len(u.files) < maxUserFiles {
+			u.files[path] = f
+		}
+		u.mu.Unlock()
+	}
+	return f, t
 }

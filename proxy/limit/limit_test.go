@@ -213,3 +213,14 @@ func TestZonesAcrossReload(t *testing.T) {
 		t.Errorf("new key: %d states", z.Len())
 	}
 }
+
+// TestLongIdleHighRate: a state idle for days at a very high rate drains
+// to zero instead of overflowing.
+func TestLongIdleHighRate(t *testing.T) {
+	z := reqZone(t, 1<<20, 100000000*1000)
+	lim := []Req{NewReq(z, config.LimitReq{})}
+	checkReqAt(lim, keys("a"), false, clockStart)
+	if res := checkReqAt(lim, keys("a"), false, clockStart+30*24*3600*1000); res.Status != ReqPassed {
+		t.Errorf("after 30 days: %+v", res)
+	}
+}

@@ -106,8 +106,9 @@ const (
 // keys[i] is the value of limits[i]'s zone key for the request; an empty
 // key skips its limit. dryRun is limit_req_dry_run: nothing is refused or
 // delayed, but the states are accounted as nginx accounts them.
-func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
-	return checkReqAt(limits, keys, dryRun, nowMS())
+// now is when the request arrived (the zero time means now).
+func CheckReq(limits []Req, keys [][]byte, dryRun bool, now time.Time) ReqResult {
+	return checkReqAt(limits, keys, dryRun, msAt(now))
 }
 
 // checkReqAt is CheckReq at time now (ms).
@@ -178,7 +179,7 @@ func (z *ReqZone) lookup(key []byte, account bool, now, burst int64) (lookupRC, 
 		} else if ms < 0 {
 			ms = 0
 		}
-		excess := max(lr.excess-z.rate*ms/1000+1000, 0)
+		excess := max(lr.excess-drained(z.rate, ms)+1000, 0)
 		if excess > burst {
 			return rcBusy, excess, nil
 		}
@@ -233,7 +234,7 @@ func account(limits []Req, held []*reqNode, excess int64, lim *Req, now int64) (
 		} else if ms < 0 {
 			ms = 0
 		}
-		e := max(lr.excess-z.rate*ms/1000+1000, 0)
+		e := max(lr.excess-drained(z.rate, ms)+1000, 0)
 		if ms != 0 {
 			lr.last = now
 		}
@@ -282,7 +283,7 @@ func (z *ReqZone) expire(n int, now int64) {
 			if ms < idleMS {
 				return
 			}
-			if lr.excess-z.rate*ms/1000 > 0 {
+			if lr.excess-drained(z.rate, ms) > 0 {
 				return
 			}
 		}
@@ -324,6 +325,16 @@ func (st *reqState) touch(lr *reqNode) {
 	}
 	st.remove(lr)
 	st.pushFront(lr)
+}
+
+// drained is how much excess (thousandths) rate drains in ms
+// milliseconds: rate*ms/1000, saturating instead of overflowing for a
+// state idle for days at a very high rate.
+func drained(rate, ms int64) int64 {
+	if ms > 0 && rate > math.MaxInt64/ms {
+		return math.MaxInt64 / 2
+	}
+	return rate * ms / 1000
 }
 
 // Len is the number of states the zone holds (for tests).
