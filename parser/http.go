@@ -687,7 +687,9 @@ func (l *loader) checkCertificates(s config.SSLSettings) error {
 // passes to grpcs:// (tlsconf.NewUpstream).
 func (l *loader) checkUpstreamTLS(locs []*config.Location) error {
 	for _, loc := range locs {
-		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" {
+		// A target with variables has no upstream yet: the engine
+		// refuses grpcs:// with variables (proxy.Check).
+		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" && gp.Upstream != nil {
 			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, gp.Upstream.Name); err != nil {
 				return tlsDiagnostic(err, gp.Pos)
 			}

@@ -10,9 +10,11 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +41,15 @@ type Server struct {
 	nconns   atomic.Int64
 	connSeq  atomic.Uint64
 
+	stats       serverStats
+	methods     methodStats
+	metricsOnce sync.Once
+	metrics     http.Handler
+
 	mu        sync.Mutex
 	listeners []*listener
+	retired   []*listener         // removed by reloads; their HTTP/1 servers may still run
+	inherit   map[string]*os.File // listening sockets from the previous binary, by key
 	conns     map[*clientConn]struct{}
 	closing   bool
 	done      chan struct{} // closed when the last connection ends after closing
@@ -109,6 +118,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.cur.Store(rc)
+	s.methods.configure(cfg)
 	return s, nil
 }
 
@@ -325,7 +335,9 @@ func (s *Server) Start() error {
 	rc := s.cur.Load()
 	var lns []*listener
 	for _, l := range rc.table.Listeners() {
-		ln, err := listen(l)
+		key := l.Network + " " + l.Address
+		ln, err := listenOn(l, s.inherit[key])
+		delete(s.inherit, key)
 		if err != nil {
 			for _, x := range lns {
 				x.ln.Close()
@@ -336,6 +348,12 @@ func (s *Server) Start() error {
 			ln.tlsConf = s.tlsConfig(ln)
 		}
 		lns = append(lns, ln)
+	}
+	// Inherited sockets the configuration no longer names close, as
+	// nginx closes them after a binary upgrade.
+	for key, f := range s.inherit {
+		f.Close()
+		delete(s.inherit, key)
 	}
 	s.mu.Lock()
 	s.listeners = lns
@@ -358,47 +376,10 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// Reload builds a running configuration from cfg beside the current one
-// and swaps it in atomically: new streams use it, streams in flight finish
-// on the old one; pooled upstream connections of unchanged upstreams are
-// kept. On error the old configuration stays. Changing the set of
-// listeners is not supported yet and is an error.
-func (s *Server) Reload(cfg *config.Config) error {
-	rc, err := s.build(cfg, false)
-	if err != nil {
-		return err
-	}
-	old := s.cur.Load()
-	if !sameListeners(old, rc) {
-		rc.stopGroups()
-		rc.logs.Close()
-		return errors.New("changing listen addresses or their parameters needs a restart of gproxy for now")
-	}
-	s.cur.Store(rc)
-	old.stopGroups()
-	// Streams still running on old log through its Loggers to every
-	// destination rc shares (accesslog.Set.Close keeps those open).
-	old.logs.Close()
-	return nil
-}
-
 // ReopenLogs writes what the access logs have buffered and opens their
 // files again by path (SIGUSR1, after logrotate renamed them).
 func (s *Server) ReopenLogs() error {
 	return s.cur.Load().logs.Reopen()
-}
-
-func sameListeners(a, b *running) bool {
-	if len(a.listeners) != len(b.listeners) {
-		return false
-	}
-	for k, la := range a.listeners {
-		lb := b.listeners[k]
-		if lb == nil || la.HTTP2 != lb.HTTP2 || la.SSL != lb.SSL || !sameSocket(la, lb) {
-			return false
-		}
-	}
-	return true
 }
 
 // Shutdown stops accepting, sends GOAWAY on every client connection and
@@ -418,7 +399,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.goAway()
 	}
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		l.stopHTTP1(ctx)
 	}
 	select {
@@ -443,7 +424,7 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		l.stopHTTP1(nil)
 	}
 	s.cur.Load().stopGroups()
@@ -456,6 +437,13 @@ func (s *Server) Close() error {
 	}
 	s.cur.Load().logs.Close()
 	return nil
+}
+
+// allListeners is the open listeners and those reloads removed.
+func (s *Server) allListeners() []*listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(slices.Clip(s.listeners), s.retired...)
 }
 
 // stopAcceptingLocked closes the listeners and returns the client
