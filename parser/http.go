@@ -11,7 +11,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/parser/lex"
-	"github.com/gproxy/gproxy/tlsconf"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 )
 
 // http {}, server {}, listen, server_name, location and the core settings

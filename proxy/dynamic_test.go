@@ -25,8 +25,8 @@ import (
 
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 	"github.com/gproxy/gproxy/proxy/nettest"
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
 	"github.com/gproxy/gproxy/upstream"
 	"github.com/gproxy/gproxy/upstream/resolve/dnstest"
 )

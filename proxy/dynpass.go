@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 	"github.com/gproxy/gproxy/proxy/route"
-	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 )
 

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gproxy/gproxy/errlog"
+	"github.com/gproxy/gproxy/proxy/errlog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gproxy/gproxy/errlog"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/errlog"
 	"github.com/gproxy/gproxy/proxy/route"
 )
 

@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
-	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
 )

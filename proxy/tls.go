@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 	"github.com/gproxy/gproxy/proxy/route"
-	"github.com/gproxy/gproxy/tlsconf"
 	"go.uber.org/zap"
 )
 

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/gproxy/gproxy/errlog"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // nginx's eight levels as zap levels. debug, warn and error are zap's own.

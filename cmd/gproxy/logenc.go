@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/gproxy/gproxy/errlog"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // connectionKey is the one field the error log understands: the client

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gproxy/gproxy/errlog"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // TestErrorLogNginxShape checks every line against nginx's shape: the

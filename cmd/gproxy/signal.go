@@ -8,7 +8,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gproxy/gproxy/errlog"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // signalNumbers are the signals -s sends, by the names of the signals map.

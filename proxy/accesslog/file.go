@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/gproxy/gproxy/errlog"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // file is one open log file (or the process's stderr), shared by every

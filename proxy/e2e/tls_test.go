@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 )
 
 // pki is a throw-away CA with a server certificate for "localhost" (the
