@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build test vet fmt-check fuzz attacks demo bench bench-tls e2e h2spec clean
+.PHONY: all build test vet fmt-check fuzz attacks demo bench bench-tls e2e h2spec clean install
 
 all: build
 
@@ -55,6 +55,17 @@ bench:
 ## bench-tls: the TLS part of bench alone (ECDSA and RSA, RPS and handshakes/s)
 bench-tls:
 	timeout -k 10 200 examples/bench/tls.sh
+
+## install: binary, systemd unit and logrotate snippet (PREFIX=/usr/local, DESTDIR for packaging)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -D -m 0755 $(BIN)/gproxy $(DESTDIR)$(PREFIX)/sbin/gproxy
+	install -d -m 0755 $(DESTDIR)/etc/gproxy/logs
+	install -D -m 0644 examples/systemd/gproxy.service $(DESTDIR)/etc/systemd/system/gproxy.service
+	install -D -m 0644 examples/logrotate/gproxy $(DESTDIR)/etc/logrotate.d/gproxy
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gproxy/README.md
+	@echo "installed; the configuration is read from /etc/nginx/nginx.conf (gproxy -t to check it)"
 
 clean:
 	rm -rf $(BIN) bench-out

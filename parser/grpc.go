@@ -113,7 +113,7 @@ func setGRPCPass(l *loader, b *block, n *lex.Node) error {
 	if b.kind == cLIF {
 		slot = &b.ifb.GRPCPass
 	}
-	if *slot != nil {
+	if *slot != nil || b.loc.l.Monitor != nil {
 		return l.dirErr(n, "is duplicate")
 	}
 	v := n.Args[0]

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/parser/lex"
-	"github.com/gproxy/gproxy/tlsconf"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 )
 
 // http {}, server {}, listen, server_name, location and the core settings
@@ -732,7 +732,11 @@ func (l *loader) checkCertificates(s config.SSLSettings) error {
 func (l *loader) checkUpstreamTLS(locs []*config.Location) error {
 	for _, loc := range locs {
 		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" {
-			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, gp.Upstream.Name); err != nil {
+			host := "" // named per call by variables
+			if gp.Upstream != nil {
+				host = gp.Upstream.Name
+			}
+			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, host); err != nil {
 				return tlsDiagnostic(err, gp.Pos)
 			}
 		}

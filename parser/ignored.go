@@ -309,14 +309,13 @@ func isRegexes(l *loader, n *lex.Node) (string, error) {
 func ignoredBits(values ...string) setter { return bitmaskSetting(values, nil) }
 
 var ignoredCommands = concat(
-	ignored(cMain, take12, slot(isUser), "user"),
 	ignored(cMain, more1, slot(isCPUAffinity), "worker_cpu_affinity"),
 	ignored(cMain, take1, nil, "env"),
 	ignored(cMain, take1, unique(isPriority), "worker_priority"),
 	ignored(cMain, take1, slot(isOffset), "worker_rlimit_core"),
 	ignored(cMain, take1, slot(nil), "working_directory", "lock_file"),
 	ignored(cMain, take1, slot(isEnum("stop", "abort")), "debug_points"),
-	ignored(cMain, take1, slot(isMsec), "worker_shutdown_timeout", "timer_resolution"),
+	ignored(cMain, take1, slot(isMsec), "timer_resolution"),
 	ignored(cMain, flag, slot(isFlag), "master_process", "pcre_jit"),
 
 	ignored(cEvents, take1, slot(isEventType), "use"),

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 )
 
 // fakeLookup resolves only localhost, so tests never ask a DNS server.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 )
 
 // TestSSLLoadErrors: what nginx refuses at -t when it loads TLS material

@@ -107,7 +107,7 @@ var table map[string][]command
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
 	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands,
-	limitCommands, ignoredCommands, unsupportedCommands, dynamicCommands,
+	limitCommands, ignoredCommands, unsupportedCommands, dynamicCommands, processCommands, monitorCommands,
 }
 
 func init() {

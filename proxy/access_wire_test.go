@@ -629,3 +629,47 @@ func TestRealIPAgainstNginx(t *testing.T) {
 		t.Errorf("return 204: nginx %s, gproxy %s", n, g)
 	}
 }
+
+// TestAccessGRPCAgainstNginx calls nginx and gproxy with a grpc-go client
+// through the same configuration: deny and auth_basic give the same gRPC
+// codes (grpc-go maps nginx's HTTP 403 and 401 to PERMISSION_DENIED and
+// UNAUTHENTICATED); a limit_req refusal is UNAVAILABLE through nginx
+// (HTTP 503) and RESOURCE_EXHAUSTED through gproxy, by design (README).
+func TestAccessGRPCAgainstNginx(t *testing.T) {
+	dir := t.TempDir()
+	htp, _ := writeHtpasswd(t, dir)
+	be := startBackend(t)
+	locations := fmt.Sprintf(`
+        location /grpc.testing.TestService/EmptyCall { deny all; grpc_pass grpc://%[1]s; }
+        location /grpc.testing.TestService/UnaryCall { auth_basic "gRPC"; auth_basic_user_file %[2]s; grpc_pass grpc://%[1]s; }
+        location /grpc.testing.TestService/UnimplementedCall { limit_req zone=one; grpc_pass grpc://%[1]s; }
+        location / { grpc_pass grpc://%[1]s; }
+`, be.addr, htp)
+	_, naddr := nginxtest.Start(t, "access_log off;\nlimit_req_zone $binary_remote_addr zone=one:64k rate=1r/m;\n"+
+		"server {\nlisten {ADDR} http2;\n"+locations+"}\n")
+	port := freePort(t)
+	startProxy(t, fmt.Sprintf("events {}\nhttp {\naccess_log off;\nlimit_req_zone $binary_remote_addr zone=one:64k rate=1r/m;\n"+
+		"server {\nlisten 127.0.0.1:%d http2;\n%s}\n}\n", port, locations))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	codesOf := func(addr string) []codes.Code {
+		cl := testgrpc.NewTestServiceClient(dial(t, addr))
+		_, e1 := cl.EmptyCall(ctx, &testpb.Empty{})
+		_, e2 := cl.UnaryCall(ctx, &testpb.SimpleRequest{})
+		auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("sha256:pw-sha256")))
+		_, e3 := cl.UnaryCall(auth, &testpb.SimpleRequest{})
+		_, e4 := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		_, e5 := cl.UnimplementedCall(ctx, &testpb.Empty{})
+		return []codes.Code{status.Code(e1), status.Code(e2), status.Code(e3), status.Code(e4), status.Code(e5)}
+	}
+	n, g := codesOf(naddr), codesOf(fmt.Sprintf("127.0.0.1:%d", port))
+	want := []codes.Code{codes.PermissionDenied, codes.Unauthenticated, codes.OK, codes.Unimplemented}
+	for i, w := range want {
+		if n[i] != w || g[i] != w {
+			t.Errorf("call %d: nginx %v, gproxy %v, want %v", i, n[i], g[i], w)
+		}
+	}
+	if n[4] != codes.Unavailable || g[4] != codes.ResourceExhausted {
+		t.Errorf("limit_req refusal: nginx %v (want Unavailable), gproxy %v (want ResourceExhausted)", n[4], g[4])
+	}
+}

@@ -66,8 +66,10 @@ type call struct {
 	fields         []hpack.HeaderField // request headers for upstream, until committed
 	pend           []byte              // request DATA received before us opened
 	reqEnd         bool                // client finished its request
+	mstat          *methodCounter      // per-method metrics; nil unless gproxy_metrics methods=on
 	respStarted    bool                // response headers were sent to the client
 	done           bool                // outcome reported; events are ignored
+	released       bool                // the current peer was told how its attempt ended
 	deadline       time.Time           // from grpc-timeout; zero if none
 	timer          *time.Timer
 	msgs           msgTracker
@@ -397,6 +399,11 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if r := c.filter.r; r != nil {
 			r.UpstreamHeaders = f.Fields
 		}
+		if lg := c.lg; lg != nil {
+			// A trailers-only response's fields are headers, as nginx
+			// reads them: $upstream_trailer_* stay empty.
+			lg.r.UpstreamHeaders = f.Fields
+		}
 		fields = c.filter.headerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
 		if end {
 			fields = c.filter.trailerPhase(fields, c.status)
@@ -413,6 +420,10 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if c.filter.hasTrailers(c.status) {
 			fields = c.filter.trailerPhase(append(make([]hpack.HeaderField, 0, len(fields)+4), fields...), c.status)
 		}
+		if lg := c.lg; lg != nil {
+			lg.r.UpstreamTrailers = f.Fields
+			lg.r.ResponseTrailers = fields
+		}
 	}
 	if end {
 		c.grpcStatus = parseStatus(headerValue(f.Fields, "grpc-status"))
@@ -422,6 +433,9 @@ func (c *call) HandleHeaders(s *h2.Stream, f *http2.MetaHeadersFrame) {
 		if end {
 			lg.grpcMessage = headerValue(fields, "grpc-message")
 		}
+	}
+	if end {
+		c.releaseLocked(nil, false, time.Now())
 	}
 	c.cs.WriteHeaders(fields, end)
 	if end {
@@ -472,6 +486,9 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 		}
 	}
 	c.msgs.feed(p)
+	if end {
+		c.releaseLocked(nil, false, time.Now())
+	}
 	c.cs.WriteData(p, end)
 	if end {
 		c.finishLocked(nil, false)
@@ -497,6 +514,13 @@ func (c *call) HandleReset(s *h2.Stream, err error) {
 	}
 	if s != c.upstream() {
 		return // an earlier attempt's stream
+	}
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		// The backend gave up on the grpc-timeout we passed on (it
+		// resets with CANCEL), before our own timer ran: the call's
+		// deadline is what ended it.
+		c.failDeadlineLocked()
+		return
 	}
 	msg, ft := streamMessage(err, c.respStarted)
 	action := actReading
@@ -581,6 +605,11 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	if c.done {
 		return
 	}
+	if cause == nil {
+		cause = errors.New(msg)
+	}
+	c.grpcStatus = code
+	c.releaseLocked(cause, false, time.Now())
 	var fields []hpack.HeaderField
 	switch {
 	case !c.respStarted:
@@ -592,7 +621,7 @@ func (c *call) failLocked(code int, msg string, cause error) {
 		fields = failFields(c.rc, &c.filter, code, msg, errorCode(code, cause), method)
 		c.cs.WriteHeaders(fields, true)
 		if lg := c.lg; lg != nil {
-			lg.status = http.StatusOK
+			lg.status = parseHTTPStatus(fields[0].Value) // 200, or an error page's own
 			lg.r.ResponseHeaders = fields
 		}
 	case c.msgs.atBoundary():
@@ -604,16 +633,12 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	default:
 		c.cs.Reset(http2.ErrCodeInternal)
 	}
-	c.grpcStatus = code
 	if lg := c.lg; lg != nil && fields != nil {
 		lg.grpcMessage = headerValue(fields, "grpc-message")
 		lg.hdrBytes += fieldsSize(fields)
 	}
 	if us := c.upstream(); us != nil {
 		us.Reset(http2.ErrCodeCancel)
-	}
-	if cause == nil {
-		cause = errors.New(msg)
 	}
 	c.finishLocked(cause, false)
 }
@@ -640,6 +665,9 @@ func (c *call) finishLocked(err error, reset bool) {
 	c.commitLocked()
 	now := time.Now()
 	c.reportLocked(err, reset, now)
+	if c.mstat != nil {
+		c.mstat.observe(c.grpcStatus, now.Sub(c.start))
+	}
 	if c.lg != nil {
 		c.fillLogLocked(now)
 	}
@@ -657,16 +685,10 @@ func (c *call) headerTime() time.Duration {
 // reportLocked tells the current peer how its attempt ended, and adds the
 // attempt to the access log record.
 func (c *call) reportLocked(err error, reset bool, now time.Time) {
-	c.peer.Done(upstream.Outcome{
-		GRPCStatus:    c.grpcStatus,
-		Reset:         reset,
-		Err:           err,
-		BytesSent:     c.reqBytes,
-		BytesReceived: c.respBytes,
-		Duration:      now.Sub(c.picked),
-		HeaderTime:    c.headerTime(),
-		Failed:        c.peerFailed,
-	})
+	if !c.released {
+		c.releaseLocked(err, reset, now)
+	}
+	c.released = false
 	if lg := c.lg; lg != nil {
 		a := route.UpstreamAttempt{Addr: c.peer.Addr, Status: lg.upStatus, ResponseTime: now.Sub(c.picked), ConnectTime: -1}
 		if !lg.connected.IsZero() {
@@ -677,6 +699,24 @@ func (c *call) reportLocked(err error, reset bool, now time.Time) {
 		}
 		lg.r.Upstreams = append(lg.r.Upstreams, a)
 	}
+}
+
+// releaseLocked tells the current peer how its attempt ended. The final
+// answer calls it before its last frame goes to the client, as nginx frees
+// a peer before it finalizes the request: a client's next call then finds
+// the peer's state (active streams, failures) up to date.
+func (c *call) releaseLocked(err error, reset bool, now time.Time) {
+	c.released = true
+	c.peer.Done(upstream.Outcome{
+		GRPCStatus:    c.grpcStatus,
+		Reset:         reset,
+		Err:           err,
+		BytesSent:     c.reqBytes,
+		BytesReceived: c.respBytes,
+		Duration:      now.Sub(c.picked),
+		HeaderTime:    c.headerTime(),
+		Failed:        c.peerFailed,
+	})
 }
 
 // attemptStatus is the $upstream_status nginx logs for an attempt that
@@ -748,8 +788,7 @@ func (c *call) onTimer() {
 	now := time.Now()
 	switch {
 	case !c.deadline.IsZero() && !now.Before(c.deadline):
-		c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
-			strconv.Quote(c.group.Name), errDeadline)
+		c.failDeadlineLocked()
 	case c.readTimeout > 0 && now.Sub(time.Unix(0, c.lastUp.Load())) >= c.readTimeout:
 		if c.respStarted {
 			c.logAttempt(msgTimedOut, actReading)
@@ -766,6 +805,12 @@ func (c *call) onTimer() {
 	default:
 		c.armTimerLocked()
 	}
+}
+
+// failDeadlineLocked ends a call whose grpc-timeout has expired.
+func (c *call) failDeadlineLocked() {
+	c.failLocked(codeDeadlineExceeded, "deadline exceeded (grpc-timeout) while waiting for upstream "+
+		strconv.Quote(c.group.Name), errDeadline)
 }
 
 var (

@@ -72,6 +72,8 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	rc := c.srv.cur.Load()
 	now := time.Now()
 	c.requests++
+	c.srv.stats.requests.Add(1)
+	c.ln.stats.streams.Add(1)
 	r := &c.req
 	*r = route.Request{
 		Method:       f.PseudoValue("method"),
@@ -91,6 +93,12 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		r.Scheme = "https"
 	}
 	lst := rc.listeners[c.ln.key]
+	if lst == nil && c.ln.last.Load() != nil {
+		// A reload removed the listener: this connection has had GOAWAY
+		// and finishes on the configuration it was accepted under.
+		rc = c.ln.last.Load()
+		lst = rc.listeners[c.ln.key]
+	}
 	if lst == nil {
 		respond(s, &route.Action{Code: http.StatusMisdirectedRequest}, nil, r.Method)
 		return nil
@@ -132,6 +140,11 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 			}
 			return nil
 		}
+	}
+	if m := loc.Config.Monitor; m != nil {
+		ar.Held.Release()
+		c.srv.serveMonitorH2(s, m, r.Method, r.Path)
+		return nil
 	}
 	g, scheme := lr.group, lr.scheme
 	if gp := r.IfPass; gp != nil || g == nil {
@@ -191,6 +204,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		method:      r.Method,
 		path:        r.Path,
 		host:        r.Authority,
+		mstat:       c.srv.methods.lookup(r.Path),
 	}
 	if r.ConnAddr != nil {
 		cl.realIP = r.RemoteAddr // for ip_hash on a retry and the error log

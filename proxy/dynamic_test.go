@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/interop"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser"
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 	"github.com/gproxy/gproxy/proxy/nettest"
 	"github.com/gproxy/gproxy/upstream"
 	"github.com/gproxy/gproxy/upstream/resolve/dnstest"
@@ -563,4 +566,45 @@ func TestHealthCheckReload(t *testing.T) {
 	if len(healthyAddrs(old)) != 1 {
 		t.Error("the replaced configuration still runs health checks")
 	}
+}
+
+// TestHealthCheckTLS: the checks of a grpcs:// group speak TLS with the
+// group's settings (grpc_ssl_verify, trusted certificate, name).
+func TestHealthCheckTLS(t *testing.T) {
+	ca := tlstest.New(t, nil, tlstest.Options{CN: "gproxy test CA", CA: true})
+	cert := tlstest.New(t, ca, tlstest.Options{CN: "localhost"})
+	dir := t.TempDir()
+	caPath, _ := ca.Write(t, dir, "ca")
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert.TLS()}})))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	testgrpc.RegisterTestServiceServer(srv, interop.NewTestServer())
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+
+	port := freePort(t)
+	conf := fmt.Sprintf(`events {}
+http {
+  upstream u { zone u 64k; server %s; }
+  server {
+    listen 127.0.0.1:%d http2;
+    location / {
+      grpc_pass grpcs://u;
+      grpc_ssl_verify on;
+      grpc_ssl_name localhost;
+      grpc_ssl_trusted_certificate %s;
+      health_check interval=200ms mandatory type=grpc;
+    }
+  }
+}
+`, ln.Addr(), port, caPath)
+	s := startProxy(t, conf)
+	g := group(t, s, "u")
+	waitFor(t, 2*time.Second, "TLS check passes", func() bool { return len(healthyAddrs(g)) == 1 })
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	waitFor(t, 2*time.Second, "NOT_SERVING over TLS", func() bool { return len(healthyAddrs(g)) == 0 })
 }

@@ -266,6 +266,18 @@ func TestErrorLogMatchesNginx(t *testing.T) {
 		{"connect refused, then no live upstreams", []string{nettest.Addr(t), nettest.Addr(t)}, "", 2},
 		{"read timeout", []string{slow.addr}, "grpc_read_timeout 200ms;", 1},
 		{"premature close", []string{closer}, "", 1},
+		{"reset before the response", []string{startRawServer(t, func(w *rawWriter, id uint32) bool {
+			return w.fr.WriteRSTStream(id, http2.ErrCodeInternal) == nil
+		})}, "", 1},
+		// nginx names the action "sending to client" when the end arrives
+		// with the response header, "reading upstream" when it comes
+		// later; gproxy always says the latter.
+		{"closed after the response header", []string{startRawServer(t, func(w *rawWriter, id uint32) bool {
+			w.headers(id, false, ":status", "200", "content-type", "application/grpc")
+			w.fr.WriteData(id, false, []byte{0, 0, 0, 0, 0})
+			time.Sleep(200 * time.Millisecond)
+			return false
+		})}, "", 1},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			ups := "upstream backends {\n"

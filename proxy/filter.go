@@ -27,6 +27,9 @@ type filterCtx struct {
 	st  *config.Settings
 	tbl *route.Table
 	r   *route.Request
+	// extra are fields the answer's maker adds before add_header's
+	// (WWW-Authenticate of an auth_basic refusal).
+	extra []hpack.HeaderField
 }
 
 // serverHeader is the Server field of every response: nginx sends its name
@@ -52,6 +55,9 @@ func (f *filterCtx) headerPhase(fields []hpack.HeaderField, status int) []hpack.
 	fields = append(fields,
 		hpack.HeaderField{Name: "server", Value: serverHeader},
 		hpack.HeaderField{Name: "date", Value: httpDate()})
+	if f != nil {
+		fields = append(fields, f.extra...)
+	}
 	return f.appendAdds(fields, f.adds(false), status)
 }
 
@@ -112,17 +118,6 @@ type dateText struct {
 
 var cachedDate atomic.Pointer[dateText]
 
-// isGRPCRequest reports whether a request is a gRPC call by its
-// content-type (application/grpc, application/grpc+proto, ...).
-func isGRPCRequest(r *route.Request) bool {
-	for _, h := range r.Headers {
-		if h.Name == "content-type" {
-			return strings.HasPrefix(h.Value, "application/grpc")
-		}
-	}
-	return false
-}
-
 // errorCode is the HTTP status nginx answers for a call gproxy fails
 // before the response started: 504 for timeouts, 413 for a body over
 // client_max_body_size, 502 otherwise. 0 means nginx has no such error
@@ -154,7 +149,7 @@ func pageFields(a *route.Action, f *filterCtx, method string) (fields []hpack.He
 	code := a.Code
 	fields = []hpack.HeaderField{{Name: ":status", Value: strconv.Itoa(code)}}
 	fields = f.headerPhase(fields, code)
-	if body == "" && f != nil && f.r != nil && isGRPCRequest(f.r) && headerValue(fields, "grpc-status") != "" {
+	if body == "" && f != nil && f.r != nil && isGRPC(f.r) && headerValue(fields, "grpc-status") != "" {
 		fields[0].Value = "200"
 		gtype := "application/grpc"
 		if f.st != nil && strings.HasPrefix(f.st.DefaultType, "application/grpc") {
@@ -236,4 +231,15 @@ func failFields(rc *running, f *filterCtx, grpcCode int, msg string, httpCode in
 	fields := trailersOnly(grpcCode, msg)
 	fields = f.headerPhase(fields, http.StatusOK)
 	return f.trailerPhase(fields, http.StatusOK)
+}
+
+// isGRPC reports whether a request is a gRPC call by its content-type
+// (application/grpc, application/grpc+proto, ...).
+func isGRPC(r *route.Request) bool {
+	for _, h := range r.Headers {
+		if h.Name == "content-type" {
+			return strings.HasPrefix(h.Value, "application/grpc")
+		}
+	}
+	return false
 }

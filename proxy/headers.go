@@ -19,7 +19,8 @@ func hopByHop(name string) bool {
 // upstreamRequest builds the header list sent upstream, as
 // ngx_http_grpc_module does: the client's :method and :path, :scheme of
 // grpc_pass, :authority = the grpc_pass host (the upstream name) unless
-// grpc_set_header sets Host; then grpc_set_header values (an empty value
+// grpc_set_header sets Host (then a host field instead, as nginx sends
+// it); then grpc_set_header values (an empty value
 // removes the header); then the client's headers minus hop-by-hop ones,
 // Host, Expect and those grpc_set_header names. TE is sent only as
 // "trailers", and only when the client sent it. Content-Length passes.
@@ -38,11 +39,6 @@ func upstreamRequest(dst []hpack.HeaderField, fields []hpack.HeaderField, scheme
 		}
 	}
 	set := loc.SetHeaders
-	for _, h := range set {
-		if h.Name == "host" {
-			authority = tbl.Expand(h.Value, r)
-		}
-	}
 	if p, ok := r.UpstreamPath(); ok {
 		path = p // rewrite or set $args changed it
 	}
@@ -50,12 +46,17 @@ func upstreamRequest(dst []hpack.HeaderField, fields []hpack.HeaderField, scheme
 		hpack.HeaderField{Name: ":method", Value: method},
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
 		hpack.HeaderField{Name: ":path", Value: path},
-		hpack.HeaderField{Name: ":authority", Value: authority},
 	)
+	// grpc_set_header Host replaces :authority by a host field, as nginx
+	// sends it (RFC 9113 section 8.3.1 allows either).
+	hostSet := false
 	for _, h := range set {
-		if h.Name == "host" {
-			continue
-		}
+		hostSet = hostSet || h.Name == "host"
+	}
+	if !hostSet {
+		dst = append(dst, hpack.HeaderField{Name: ":authority", Value: authority})
+	}
+	for _, h := range set {
 		if v := tbl.Expand(h.Value, r); v != "" {
 			dst = append(dst, hpack.HeaderField{Name: h.Name, Value: v})
 		}

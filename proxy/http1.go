@@ -86,6 +86,8 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if ra, err := net.ResolveTCPAddr("tcp", req.RemoteAddr); err == nil {
 		r.RemoteAddr = ra
 	}
+	h.srv.stats.requests.Add(1)
+	h.ln.stats.streams.Add(1)
 	srv, loc, act := rc.table.Route(lst, r)
 	if srv != nil {
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
@@ -133,7 +135,12 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if act != nil {
 		act, fc = rc.errorPage(act, fc)
 	}
-	code, body := h1Respond(w, req, act, fc)
+	var code, body int
+	if act == nil && loc != nil && loc.Config.Monitor != nil {
+		code, body = h.srv.serveMonitorH1(w, req, loc.Config.Monitor)
+	} else {
+		code, body = h1Respond(w, req, act, fc)
+	}
 	if lg := rc.loggerFor(srv, loc); lg != nil {
 		logHTTP1(lg, r, req, w.Header(), code, body)
 	}

@@ -11,12 +11,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/gproxy/gproxy/proxy/errlog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
@@ -26,8 +30,14 @@ import (
 // listener is one open listening socket.
 type listener struct {
 	key   string // network + " " + address, the key into running.listeners
-	http2 bool
+	http2 atomic.Bool
 	ln    net.Listener
+	// last is the running configuration a reload removed this listener
+	// from: its connections finish their streams on it (see
+	// clientConn.HandleStream). nil while the listener is in use.
+	last atomic.Pointer[running]
+
+	stats listenerStats
 	// tlsConf is set on an ssl listener (see tlsConfig).
 	tlsConf *tls.Config
 
@@ -134,7 +144,18 @@ const defaultBacklog = 511
 // listen(2), which Linux allows on a listening socket). An option the
 // kernel refuses is an alert, not an error, as in nginx.
 func listen(l *route.Listener) (*listener, error) {
+	return listenOn(l, nil)
+}
+
+// listenOn is listen, or with inherited non-nil the same on a listening
+// socket inherited from the previous binary (USR2): the options that can
+// change on a bound socket are applied to it, the others (SO_REUSEPORT,
+// IPV6_V6ONLY) are the socket's already.
+func listenOn(l *route.Listener, inherited *os.File) (*listener, error) {
 	opts := socketOptions(l)
+	if inherited != nil {
+		opts = slices.DeleteFunc(opts, func(o sockopt) bool { return bindTimeOption[o.name] })
+	}
 	display := l.Address
 	if l.Network == "unix" {
 		display = "unix:" + l.Address
@@ -158,8 +179,19 @@ func listen(l *route.Listener) (*listener, error) {
 			})
 		},
 	}
-	ln, err := lc.Listen(context.Background(), l.Network, l.Address)
+	var ln net.Listener
+	var err error
+	if inherited != nil {
+		ln, err = inheritListener(inherited, lc.Control)
+	} else {
+		ln, err = lc.Listen(context.Background(), l.Network, l.Address)
+	}
 	if err != nil {
+		// nginx's words: bind() to 127.0.0.1:81 failed (13: Permission denied)
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s() to %s failed %s", se.Syscall, display, errlog.Errno(se.Err))
+		}
 		return nil, err
 	}
 	// Go listens with the kernel's somaxconn; nginx with backlog= or 511.
@@ -176,13 +208,15 @@ func listen(l *route.Listener) (*listener, error) {
 			})
 		}
 	}
-	return &listener{key: l.Network + " " + l.Address, http2: l.HTTP2, ln: ln, alerts: alerts}, nil
+	x := &listener{key: l.Network + " " + l.Address, ln: ln, alerts: alerts}
+	x.http2.Store(l.HTTP2)
+	return x, nil
 }
 
 func (s *Server) acceptLoop(ln *listener) {
 	defer s.wg.Done()
 	for _, a := range ln.alerts {
-		s.log.Error(a.msg, zap.Error(a.err))
+		s.log.Log(errlog.Alert, a.msg+" "+errlog.Errno(a.err))
 	}
 	var delay time.Duration
 	for {
@@ -193,16 +227,19 @@ func (s *Server) acceptLoop(ln *listener) {
 			}
 			// Out of file descriptors and the like: back off, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Error("accept failed", zap.Error(err))
+			s.log.Log(errlog.Crit, "accept4() failed "+errlog.Errno(err))
 			time.Sleep(delay)
 			continue
 		}
 		delay = 0
+		s.stats.accepts.Add(1)
+		ln.stats.accepted.Add(1)
 		if s.maxConns > 0 && s.nconns.Load() >= s.maxConns && !s.makeRoom() {
-			s.log.Warn("worker_connections are not enough, closing connection", zap.Int64("worker_connections", s.maxConns))
+			s.log.Log(errlog.Alert, strconv.FormatInt(s.maxConns, 10)+" worker_connections are not enough")
 			nc.Close()
 			continue
 		}
+		s.stats.handled.Add(1)
 		s.nconns.Add(1)
 		s.wg.Add(1)
 		go s.serveConn(ln, nc)
@@ -221,6 +258,8 @@ const sniffTimeout = 60 * time.Second
 func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
+	ln.stats.active.Add(1)
+	defer ln.stats.active.Add(-1)
 	// Until its preface is read the connection is idle for drainIdle:
 	// registered under the socket it was accepted as.
 	raw := nc
@@ -269,11 +308,11 @@ func (s *Server) sniffConn(ln *listener, nc net.Conn) bool {
 	}
 	nc.SetReadDeadline(time.Time{})
 	switch {
-	case proto == protoHTTP2 && ln.http2:
+	case proto == protoHTTP2 && ln.http2.Load():
 		return true
 	case proto == protoHTTP2:
 		refuseHTTP2(nc)
-	case proto == protoInvalid && ln.http2:
+	case proto == protoInvalid && ln.http2.Load():
 		// RFC 9113 3.4: an invalid preface is a connection error of
 		// type PROTOCOL_ERROR.
 		goAwayAndClose(nc, http2.ErrCodeProtocol, "gproxy: invalid HTTP/2 connection preface")
@@ -635,8 +674,7 @@ func (s *Server) drainIdle() int {
 	}
 	// nginx warns at most once a second.
 	if now := time.Now().Unix(); len(cands) > 0 && s.drainLogged.Swap(now) != now {
-		s.log.Warn("worker_connections are not enough, reusing connections",
-			zap.Int64("worker_connections", s.maxConns), zap.Int("closed", len(cands)))
+		s.log.Warn(strconv.FormatInt(s.maxConns, 10) + " worker_connections are not enough, reusing connections")
 	}
 	return len(cands)
 }

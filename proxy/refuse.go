@@ -48,7 +48,7 @@ func refusalCode(res *access.Result) int {
 // WWW-Authenticate challenge) goes with it. It returns the fields and body
 // length sent, for the access log.
 func refuseStream(s *h2.Stream, rc *running, fc *filterCtx, r *route.Request, res *access.Result, reqEnded bool) ([]hpack.HeaderField, int) {
-	if isGRPCRequest(r) {
+	if isGRPC(r) {
 		fields := failFields(rc, fc, refusalCode(res), res.Message, res.Status, r.Method)
 		fields = append(fields, res.Header...)
 		s.WriteHeaders(fields, true)

@@ -100,6 +100,7 @@ func (c *call) retryLocked(ft string, unprocessed bool, cause error) bool {
 		us.Reset(http2.ErrCodeCancel) // no-op when the peer ended it
 	}
 	c.reportLocked(cause, false, now)
+	c.peer.Stats().Retried()
 	c.tried = tried
 	c.peer = next
 	c.picked = now

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,31 @@ import (
 // startStatusServer is an HTTP/2 server on 127.0.0.1 that answers every
 // request at its END_STREAM with a bare `:status code` response.
 func startStatusServer(t *testing.T, code string) string {
+	return startRawServer(t, func(w *rawWriter, id uint32) bool {
+		return w.headers(id, true, ":status", code) == nil
+	})
+}
+
+// rawWriter writes frames of a raw HTTP/2 server.
+type rawWriter struct {
+	fr  *http2.Framer
+	hb  bytes.Buffer
+	enc *hpack.Encoder
+}
+
+// headers writes a HEADERS frame of the name, value pairs kv.
+func (w *rawWriter) headers(id uint32, end bool, kv ...string) error {
+	w.hb.Reset()
+	for i := 0; i+1 < len(kv); i += 2 {
+		w.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	return w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: w.hb.Bytes(), EndHeaders: true, EndStream: end})
+}
+
+// startRawServer is an HTTP/2 server on 127.0.0.1 that calls answer at
+// the END_STREAM of each request; when answer returns false the server
+// closes the connection cleanly (FIN, then it drains what comes).
+func startRawServer(t *testing.T, answer func(w *rawWriter, id uint32) bool) string {
 	t.Helper()
 	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
@@ -45,35 +71,35 @@ func startStatusServer(t *testing.T, code string) string {
 				if _, err := io.ReadFull(br, make([]byte, len(http2.ClientPreface))); err != nil {
 					return
 				}
-				fr := http2.NewFramer(nc, br)
-				if fr.WriteSettings() != nil {
+				w := &rawWriter{fr: http2.NewFramer(nc, br)}
+				w.enc = hpack.NewEncoder(&w.hb)
+				if w.fr.WriteSettings() != nil {
 					return
 				}
-				var hb bytes.Buffer
-				enc := hpack.NewEncoder(&hb)
-				answer := func(id uint32) error {
-					hb.Reset()
-					enc.WriteField(hpack.HeaderField{Name: ":status", Value: code})
-					return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
-				}
 				for {
-					f, err := fr.ReadFrame()
+					f, err := w.fr.ReadFrame()
 					if err != nil {
 						return
 					}
+					var id uint32
 					switch f := f.(type) {
 					case *http2.SettingsFrame:
 						if !f.IsAck() {
-							fr.WriteSettingsAck()
+							w.fr.WriteSettingsAck()
 						}
 					case *http2.HeadersFrame:
-						if f.StreamEnded() && answer(f.StreamID) != nil {
-							return
+						if f.StreamEnded() {
+							id = f.StreamID
 						}
 					case *http2.DataFrame:
-						if f.StreamEnded() && answer(f.StreamID) != nil {
-							return
+						if f.StreamEnded() {
+							id = f.StreamID
 						}
+					}
+					if id != 0 && !answer(w, id) {
+						nc.(*net.TCPConn).CloseWrite()
+						io.Copy(io.Discard, br)
+						return
 					}
 				}
 			}()

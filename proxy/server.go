@@ -10,20 +10,21 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
+	"net/http"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/accesslog"
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/limit"
 	"github.com/gproxy/gproxy/proxy/route"
-	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 	"go.uber.org/zap"
 )
@@ -42,8 +43,15 @@ type Server struct {
 	drainLogged atomic.Int64
 	connSeq     atomic.Uint64
 
+	stats       serverStats
+	methods     methodStats
+	metricsOnce sync.Once
+	metrics     http.Handler
+
 	mu        sync.Mutex
 	listeners []*listener
+	retired   []*listener         // removed by reloads; their HTTP/1 servers may still run
+	inherit   map[string]*os.File // listening sockets from the previous binary, by key
 	conns     map[*clientConn]struct{}
 	sniffing  map[net.Conn]time.Time // accepted, no preface yet: when (drainIdle)
 	closing   bool
@@ -72,8 +80,11 @@ type running struct {
 	tlsConfigs map[tlsKey]*tls.Config
 	// passGroups maps each grpc_pass without variables to its group.
 	passGroups map[*config.GRPCPass]*upstream.Group
-	pools      *upstream.Set // for groups made at run time (dynpass.go)
-	dyn        dynamicGroups
+	// passTLS holds the grpc_ssl_* settings of each grpcs:// pass with
+	// variables, whose TLS is set up per target (dynpass.go).
+	passTLS map[*config.GRPCPass]*config.GRPCSettings
+	pools   *upstream.Set // for groups made at run time (dynpass.go)
+	dyn     dynamicGroups
 }
 
 // locRun is the running state of one location.
@@ -114,6 +125,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.cur.Store(rc)
+	s.methods.configure(cfg)
 	return s, nil
 }
 
@@ -133,6 +145,7 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 		cfg:        cfg,
 		groups:     make(map[groupKey]*upstream.Group),
 		passGroups: make(map[*config.GRPCPass]*upstream.Group),
+		passTLS:    make(map[*config.GRPCPass]*config.GRPCSettings),
 		listeners:  make(map[string]*route.Listener),
 		locs:       make(map[*config.Location]locRun),
 		servers:    make(map[*config.Server]*accesslog.Logger),
@@ -201,6 +214,8 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 			for _, gp := range locationPasses(l) {
 				if gp.Upstream != nil {
 					rc.passGroups[gp] = rc.groups[groupKeyOf(l, gp)]
+				} else if gp.Scheme == "grpcs" {
+					rc.passTLS[gp] = &l.Settings.GRPC
 				}
 			}
 			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
@@ -251,7 +266,11 @@ func groupOptions(h *config.HTTP) (opts map[groupKey]*upstream.GroupOptions, ord
 			for _, gp := range locationPasses(l) {
 				if gp.Upstream == nil {
 					if gp.Scheme == "grpcs" {
-						return fmt.Errorf("grpcs:// with variables in \"grpc_pass\" is not supported by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+						// Loaded again per target at run time
+						// (dynpass.go); checked here.
+						if _, err := tlsconf.NewUpstream(&l.Settings.GRPC, ""); err != nil {
+							return err
+						}
 					}
 					continue // resolved per call (dynpass.go)
 				}
@@ -331,7 +350,9 @@ func (s *Server) Start() error {
 	rc := s.cur.Load()
 	var lns []*listener
 	for _, l := range rc.table.Listeners() {
-		ln, err := listen(l)
+		key := l.Network + " " + l.Address
+		ln, err := listenOn(l, s.inherit[key])
+		delete(s.inherit, key)
 		if err != nil {
 			for _, x := range lns {
 				x.ln.Close()
@@ -342,6 +363,12 @@ func (s *Server) Start() error {
 			ln.tlsConf = s.tlsConfig(ln)
 		}
 		lns = append(lns, ln)
+	}
+	// Inherited sockets the configuration no longer names close, as
+	// nginx closes them after a binary upgrade.
+	for key, f := range s.inherit {
+		f.Close()
+		delete(s.inherit, key)
 	}
 	s.mu.Lock()
 	s.listeners = lns
@@ -364,47 +391,10 @@ func (s *Server) Addrs() []net.Addr {
 	return out
 }
 
-// Reload builds a running configuration from cfg beside the current one
-// and swaps it in atomically: new streams use it, streams in flight finish
-// on the old one; pooled upstream connections of unchanged upstreams are
-// kept. On error the old configuration stays. Changing the set of
-// listeners is not supported yet and is an error.
-func (s *Server) Reload(cfg *config.Config) error {
-	rc, err := s.build(cfg, false)
-	if err != nil {
-		return err
-	}
-	old := s.cur.Load()
-	if !sameListeners(old, rc) {
-		rc.stopGroups()
-		rc.logs.Close()
-		return errors.New("changing listen addresses or their parameters needs a restart of gproxy for now")
-	}
-	s.cur.Store(rc)
-	old.stopGroups()
-	// Streams still running on old log through its Loggers to every
-	// destination rc shares (accesslog.Set.Close keeps those open).
-	old.logs.Close()
-	return nil
-}
-
 // ReopenLogs writes what the access logs have buffered and opens their
 // files again by path (SIGUSR1, after logrotate renamed them).
 func (s *Server) ReopenLogs() error {
 	return s.cur.Load().logs.Reopen()
-}
-
-func sameListeners(a, b *running) bool {
-	if len(a.listeners) != len(b.listeners) {
-		return false
-	}
-	for k, la := range a.listeners {
-		lb := b.listeners[k]
-		if lb == nil || la.HTTP2 != lb.HTTP2 || la.SSL != lb.SSL || !sameSocket(la, lb) {
-			return false
-		}
-	}
-	return true
 }
 
 // Shutdown stops accepting, sends GOAWAY on every client connection and
@@ -424,7 +414,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.goAway()
 	}
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		l.stopHTTP1(ctx)
 	}
 	select {
@@ -449,7 +439,7 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
-	for _, l := range s.listeners {
+	for _, l := range s.allListeners() {
 		l.stopHTTP1(nil)
 	}
 	s.cur.Load().stopGroups()
@@ -462,6 +452,13 @@ func (s *Server) Close() error {
 	}
 	s.cur.Load().logs.Close()
 	return nil
+}
+
+// allListeners is the open listeners and those reloads removed.
+func (s *Server) allListeners() []*listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(slices.Clip(s.listeners), s.retired...)
 }
 
 // stopAcceptingLocked closes the listeners and returns the client

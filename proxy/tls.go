@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/parser/tlsconf"
 	"github.com/gproxy/gproxy/proxy/route"
-	"github.com/gproxy/gproxy/tlsconf"
 	"go.uber.org/zap"
 )
 
@@ -82,7 +82,7 @@ func (s *Server) tlsConfig(ln *listener) *tls.Config {
 				return nil, errRejectHandshake
 			}
 			srv := l.ServerAt(h.Conn.LocalAddr(), h.ServerName)
-			if c := rc.tlsConfigs[tlsKey{srv, ln.http2}]; c != nil {
+			if c := rc.tlsConfigs[tlsKey{srv, ln.http2.Load()}]; c != nil {
 				return c, nil
 			}
 			return nil, errRejectHandshake

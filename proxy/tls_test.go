@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/gproxy/gproxy/parser"
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 )
 
 // TestReloadRereadsCertificate: after the certificate file changes, a

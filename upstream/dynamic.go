@@ -103,6 +103,8 @@ func (g *Group) startHealthChecks() {
 	for i, hc := range hcs {
 		bit := uint64(1) << i
 		c := &healthcheck.Checker{
+			Dial:           g.checkDialer(),
+			Secure:         g.opt.TLS != nil,
 			Config:         hc.HealthCheck,
 			ConnectTimeout: hc.ConnectTimeout,
 			ReadTimeout:    hc.ReadTimeout,
@@ -135,6 +137,15 @@ func (g *Group) startHealthChecks() {
 	for _, c := range d.checkers {
 		c.Start()
 	}
+}
+
+// checkDialer is how checks connect: like the group's connections, a TLS
+// client of grpcs:// (on a connection of the check's own), or plain TCP.
+func (g *Group) checkDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if g.opt.TLS == nil {
+		return nil
+	}
+	return tlsDialer(dialer(false), g.opt.TLS)
 }
 
 // startChecking puts a new peer in the "checking" state of each mandatory
@@ -261,14 +272,23 @@ func (g *Group) resolved(sv *config.UpstreamServer, addrs []string) {
 		before[p] = true
 	}
 	g.SetPeers(sv, "tcp", addrs)
-	if !g.dyn.mandatory {
-		return
-	}
+	now := map[*Peer]bool{}
 	for _, p := range g.Peers() {
-		if !before[p] {
+		now[p] = true
+		if g.dyn.mandatory && !before[p] {
 			g.startChecking(p, g.opt.HealthChecks)
 		}
 	}
+	// Forget the verdicts about peers that left (DNS churn must not grow
+	// the map).
+	d := &g.dyn
+	d.mu.Lock()
+	for p := range d.failing {
+		if !now[p] {
+			delete(d.failing, p)
+		}
+	}
+	d.mu.Unlock()
 }
 
 // mandatory reports whether a health_check of the group is mandatory: new

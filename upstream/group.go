@@ -179,6 +179,9 @@ func (p *Peer) full() bool { return p.MaxConns > 0 && p.active.Load() >= p.MaxCo
 // health.go).
 func (p *Peer) Done(o Outcome) {
 	p.active.Add(-1)
+	if p.Pool != nil && p.Pool.stats != nil {
+		p.Pool.stats.observe(o)
+	}
 	if u := p.Group.Config; u.Balance.Method == "least_time" {
 		p.observeLatency(&u.Balance, o)
 	}
@@ -380,6 +383,9 @@ func (g *Group) Eject(p *Peer, until time.Time) {
 		return
 	}
 	p.ejected.Store(t)
+	if t != 0 {
+		p.Stats().Ejected()
+	}
 	g.rebuild()
 }
 

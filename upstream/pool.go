@@ -32,6 +32,12 @@ type Set struct {
 
 	mu    sync.Mutex
 	pools map[poolKey]*Pool
+	// gen counts configuration builds (NewGeneration); each pool records
+	// the last one that asked for it, so DrainUnused can let go of pools
+	// a new configuration no longer names. replaced holds pools that a
+	// build replaced by one with other settings, for the same reason.
+	gen      uint64
+	replaced []*Pool
 
 	// health remembers peers' health across reloads (dynamic.go).
 	health healthMemory
@@ -96,11 +102,60 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		if opt.TLS != nil {
 			dial = tlsDialer(dial, opt.TLS)
 		}
+		stats := &PeerStats{}
+		if p != nil {
+			s.replaced = append(s.replaced, p)
+			stats = p.stats // the peer stays: so do its counters
+		}
 		p = &Pool{network: network, addr: addr, dial: dial, lim: lim,
-			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime}
+			keepalive: opt.SocketKeepalive, maxAge: u.KeepaliveTime, stats: stats}
 		s.pools[k] = p
 	}
+	p.gen = s.gen
 	return p
+}
+
+// NewGeneration starts a configuration build: pools asked for from now on
+// belong to it.
+func (s *Set) NewGeneration() {
+	s.mu.Lock()
+	s.gen++
+	s.mu.Unlock()
+}
+
+// DrainUnused runs once the configuration built since the last
+// NewGeneration serves: pools it did not ask for (peers removed, moved to
+// another upstream, or pools replaced by ones with other settings) open
+// no more streams; their connections close as their streams finish.
+// Pools the new configuration kept, and their connections, are untouched.
+// It returns how many pools it drained.
+func (s *Set) DrainUnused() int {
+	s.mu.Lock()
+	drain := s.replaced
+	s.replaced = nil
+	for k, p := range s.pools {
+		if p.gen != s.gen {
+			drain = append(drain, p)
+			delete(s.pools, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range drain {
+		p.Drain()
+	}
+	return len(drain)
+}
+
+// Drain makes the pool open no more streams and its connections close
+// once their streams finish.
+func (p *Pool) Drain() {
+	p.mu.Lock()
+	p.closed = true
+	conns := append([]*h2.Conn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.GoAway()
+	}
 }
 
 // tlsDialer wraps dial with a TLS client handshake (grpcs://), bounded by
@@ -123,7 +178,8 @@ func tlsDialer(dial DialFunc, cfg *tls.Config) DialFunc {
 // Close closes every pooled connection.
 func (s *Set) Close() {
 	s.mu.Lock()
-	pools := make([]*Pool, 0, len(s.pools))
+	pools := make([]*Pool, 0, len(s.pools)+len(s.replaced))
+	pools = append(pools, s.replaced...)
 	for _, p := range s.pools {
 		pools = append(pools, p)
 	}
@@ -149,6 +205,8 @@ type Pool struct {
 	dialing int
 	waiters []func(*h2.Conn, error)
 	closed  bool
+	gen     uint64 // see Set.gen
+	stats   *PeerStats
 }
 
 // DialError is a failure to connect to an upstream server.

@@ -22,6 +22,16 @@ func testConfig(p paths, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gproxy: configuration file %s test failed\n", p.conf)
 		return 1
 	}
+	// As nginx -t opens the cycle's files, open (creating if need be)
+	// the error logs start would open, so that a log start cannot open
+	// fails the test too.
+	set, err := openLogSet(cfg.ErrorLogs, p.errorLog)
+	if err != nil {
+		fmt.Fprintf(stderr, "gproxy: [emerg] %s\n", err)
+		fmt.Fprintf(stderr, "gproxy: configuration file %s test failed\n", p.conf)
+		return 1
+	}
+	set.close()
 	if !o.quiet {
 		fmt.Fprintf(stderr, "gproxy: the configuration file %s syntax is ok\n", p.conf)
 		fmt.Fprintf(stderr, "gproxy: configuration file %s test is successful\n", p.conf)

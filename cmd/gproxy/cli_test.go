@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -79,7 +80,7 @@ func TestCLI(t *testing.T) {
 		{name: "help", args: []string{"-h"}, stderr: "~Usage: gproxy [-?hvVtTq] [-s signal] [-p prefix]\n"},
 		{name: "help?", args: []string{"-?"}, stderr: "~  -c filename   : set configuration file (default: /etc/nginx/nginx.conf)\n"},
 		{name: "configure", args: []string{"-V"}, stderr: "~\nbuilt with go"},
-		{name: "configure directives", args: []string{"-V"}, stderr: "~ grpc_pass "},
+		{name: "configure directives", args: []string{"-V"}, stderr: "~directives implemented ("},
 		{name: "test ok", args: []string{"-p", prefix, "-c", article, "-t"}, stderr: ok},
 		{name: "test attached", args: []string{"-p" + prefix, "-tc" + article}, stderr: ok},
 		{name: "version and test", args: []string{"-v", "-p", prefix, "-c", article, "-t"},
@@ -93,7 +94,10 @@ func TestCLI(t *testing.T) {
 				"gproxy: configuration file " + typo + " test failed\n"},
 		{name: "warning quiet", args: []string{"-p", prefix, "-c", corpus("warn-balancer-redefined.conf"), "-tq"},
 			stderr: "gproxy: [warn] load balancing method redefined in " + corpus("warn-balancer-redefined.conf") + ":12\n"},
-		{name: "relative conf", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, stderr: ok},
+		{name: "relative conf", args: []string{"-p", prefix, "-c", relTo(prefix, article), "-t"}, stderr: ok},
+		{name: "error log unopenable", args: []string{"-p", testdataDir, "-c", "article.conf", "-t"}, code: 1,
+			stderr: "gproxy: [emerg] open() \"" + testdataDir + "/logs/error.log\" failed (2: No such file or directory)\n" +
+				"gproxy: configuration file " + testdataDir + "/article.conf test failed\n"},
 		{name: "missing conf", args: []string{"-p", prefix, "-c", "nope.conf", "-t"}, code: 1,
 			stderr: "gproxy: [emerg] open() \"" + prefix + "nope.conf\" failed (2: No such file or directory)\n" +
 				"gproxy: configuration file " + prefix + "nope.conf test failed\n"},
@@ -189,5 +193,24 @@ func TestSignalPIDFile(t *testing.T) {
 		if r.code != 1 || r.stderr != tt.stderr {
 			t.Errorf("pid file %q: exit %d, stderr %q; want 1, %q", tt.content, r.code, r.stderr, tt.stderr)
 		}
+	}
+}
+
+// relTo is target relative to dir.
+func relTo(dir, target string) string {
+	rel, err := filepath.Rel(dir, target)
+	if err != nil {
+		panic(err)
+	}
+	return rel
+}
+
+// TestVersionListsDirectives checks that -V names grpc_pass among the
+// implemented directives, wherever the line wrapping puts it.
+func TestVersionListsDirectives(t *testing.T) {
+	r := runGproxy(t, "-V")
+	impl, _, _ := strings.Cut(r.stderr, "directives ignored")
+	if !regexp.MustCompile(`(?m)[ ]grpc_pass( |$)`).MatchString(impl) {
+		t.Errorf("grpc_pass not listed as implemented:\n%s", impl)
 	}
 }

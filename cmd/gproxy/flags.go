@@ -24,9 +24,11 @@ var (
 	// It is the parser's default (parser.Load fills config.PID with it);
 	// it is named here for -h and -V.
 	defaultPID = "logs/nginx.pid"
-	// defaultErrorLog is -e's default: where messages go before the
-	// configuration names an error_log, and when it names none.
-	defaultErrorLog = "stderr"
+	// defaultErrorLog is -e's default: the error log used when the
+	// configuration names none, relative to the prefix as nginx's
+	// NGX_ERROR_LOG_PATH, so that a daemon never loses its messages.
+	// Messages before the configuration is read go to stderr.
+	defaultErrorLog = "logs/error.log"
 )
 
 // version is gproxy's version as -v prints it.

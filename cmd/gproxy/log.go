@@ -11,60 +11,56 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
-// nginxLevels maps error_log levels to zap levels. zap has fewer levels than
-// nginx: notice shares info's, and crit, alert and emerg use zap's three
-// highest levels only as thresholds (gproxy never logs at them, since zap
-// panics or exits there).
+// nginx's eight levels as zap levels. debug, warn and error are zap's own.
+// zap has one level between debug and warn, Info: gproxy's Info messages
+// are what nginx logs at notice (start, signals, reload), so Info prints
+// as "notice", and the thresholds info and notice both let it through
+// (gproxy writes nothing at nginx's info alone). crit, alert and emerg lie
+// above zap's Fatal: zap panics or exits at DPanic, Panic and Fatal, which
+// gproxy never uses; the levels above are plain levels to zap, logged with
+// Logger.Log(critLevel, ...).
+const (
+	critLevel  = errlog.Crit
+	alertLevel = errlog.Alert
+	emergLevel = errlog.Emerg
+)
+
+// nginxLevels maps error_log levels to zap levels.
 var nginxLevels = map[string]zapcore.Level{
 	"debug":  zapcore.DebugLevel,
 	"info":   zapcore.InfoLevel,
 	"notice": zapcore.InfoLevel,
 	"warn":   zapcore.WarnLevel,
 	"error":  zapcore.ErrorLevel,
-	"crit":   zapcore.DPanicLevel,
-	"alert":  zapcore.PanicLevel,
-	"emerg":  zapcore.FatalLevel,
+	"crit":   critLevel,
+	"alert":  alertLevel,
+	"emerg":  emergLevel,
 }
 
-// levelNames are the words written between brackets for each zap level.
-var levelNames = map[zapcore.Level]string{
-	zapcore.DebugLevel:  "debug",
-	zapcore.InfoLevel:   "info",
-	zapcore.WarnLevel:   "warn",
-	zapcore.ErrorLevel:  "error",
-	zapcore.DPanicLevel: "crit",
-	zapcore.PanicLevel:  "alert",
-	zapcore.FatalLevel:  "emerg",
+// levelName is the word written between brackets for a zap level.
+func levelName(l zapcore.Level) string {
+	switch {
+	case l <= zapcore.DebugLevel:
+		return "debug"
+	case l == zapcore.InfoLevel:
+		return "notice"
+	case l == zapcore.WarnLevel:
+		return "warn"
+	case l == zapcore.ErrorLevel:
+		return "error"
+	case l == alertLevel:
+		return "alert"
+	case l >= emergLevel:
+		return "emerg"
+	}
+	return "crit" // DPanic, Panic, Fatal (unused) and crit
 }
 
 // defaultErrorLevel is error_log's level when none is given.
 const defaultErrorLevel = "error"
-
-// newEncoder writes nginx's error log line shape:
-//
-//	2026/11/25 08:07:58 [warn] 1234#0: message {"field": "value"}
-func newEncoder() zapcore.Encoder {
-	return zapcore.NewConsoleEncoder(zapcore.EncoderConfig{
-		TimeKey:          "time",
-		LevelKey:         "level",
-		MessageKey:       "msg",
-		EncodeTime:       zapcore.TimeEncoderOfLayout("2006/01/02 15:04:05"),
-		EncodeLevel:      newLevelEncoder(),
-		EncodeDuration:   zapcore.StringDurationEncoder,
-		ConsoleSeparator: " ",
-	})
-}
-
-// newLevelEncoder writes "[level] PID#0:", the level and the process tag
-// of nginx's lines (gproxy has one process; 0 stands for the thread).
-func newLevelEncoder() zapcore.LevelEncoder {
-	pidTag := fmt.Sprintf("%d#0:", os.Getpid())
-	return func(l zapcore.Level, enc zapcore.PrimitiveArrayEncoder) {
-		enc.AppendString("[" + levelNames[l] + "] " + pidTag)
-	}
-}
 
 // errorLog is the process's error log. The *zap.Logger it hands out stays
 // the same for the life of the process while its destinations change on

@@ -13,14 +13,16 @@
 //
 // Compiled-in defaults (see flags.go; change them with -ldflags -X):
 // configuration /etc/nginx/nginx.conf, prefix /etc/gproxy/, error log
-// stderr, pid file logs/nginx.pid under the prefix. Relative -c and -e
+// logs/error.log and pid file logs/nginx.pid under the prefix. Relative -c and -e
 // paths resolve against the prefix, relative include paths against the
 // configuration file's directory, as in nginx.
 //
 // Signals: TERM and INT stop at once; QUIT stops gracefully (GOAWAY, then
-// up to 30s for streams in flight); HUP re-reads the configuration and
-// swaps it in, or logs why not and keeps serving the old one; USR1 reopens
-// the log files.
+// up to worker_shutdown_timeout, 30s by default, for streams in flight);
+// HUP re-reads the configuration and swaps it in, or logs why not and
+// keeps serving the old one; USR1 reopens the log files; USR2 starts a new
+// binary on the same listening sockets; WINCH makes an old binary stop
+// serving gracefully and wait.
 package main
 
 import (

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/gproxy/gproxy/proxy/nettest"
 	"net"
@@ -105,6 +106,9 @@ func foreground(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	cmd := exec.CommandContext(ctx, gproxyBin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// A new binary started by USR2 inherits the stderr pipe: do not wait
+	// for it to close once gproxy itself exited.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -123,6 +127,12 @@ func wait(t *testing.T, cmd *exec.Cmd) int {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		if errors.Is(err, exec.ErrWaitDelay) {
+			err = nil // see foreground: the process exited
+			if !cmd.ProcessState.Success() {
+				return cmd.ProcessState.ExitCode()
+			}
+		}
 		if err != nil {
 			if exit, ok := err.(*exec.ExitError); ok {
 				return exit.ExitCode()
@@ -131,7 +141,9 @@ func wait(t *testing.T, cmd *exec.Cmd) int {
 		}
 		return 0
 	case <-time.After(45 * time.Second):
-		t.Fatal("gproxy did not exit")
+		t.Error("gproxy did not exit")
+		_ = cmd.Process.Signal(syscall.SIGABRT)
+		<-done
 		return -1
 	}
 }

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // signalNumbers are the signals -s sends, by the names of the signals map.
@@ -66,12 +65,4 @@ func readPID(name string) (int, error) {
 
 // errnoText formats a system error as nginx does: "(2: No such file or
 // directory)".
-func errnoText(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return "(" + err.Error() + ")"
-	}
-	text := errno.Error()
-	r, size := utf8.DecodeRuneInString(text)
-	return fmt.Sprintf("(%d: %c%s)", int(errno), unicode.ToUpper(r), text[size:])
-}
+func errnoText(err error) string { return errlog.Errno(err) }

@@ -16,12 +16,15 @@ const maxErrorLine = 2048
 // in nginx.
 var levelSeverities = map[zapcore.Level]int{
 	zapcore.DebugLevel:  syslog.Debug,
-	zapcore.InfoLevel:   syslog.Info,
+	zapcore.InfoLevel:   syslog.Notice, // printed as notice: see nginxLevels
 	zapcore.WarnLevel:   syslog.Warn,
 	zapcore.ErrorLevel:  syslog.Error,
 	zapcore.DPanicLevel: syslog.Crit,
-	zapcore.PanicLevel:  syslog.Alert,
-	zapcore.FatalLevel:  syslog.Emerg,
+	zapcore.PanicLevel:  syslog.Crit,
+	zapcore.FatalLevel:  syslog.Crit,
+	critLevel:           syslog.Crit,
+	alertLevel:          syslog.Alert,
+	emergLevel:          syslog.Emerg,
 }
 
 // syslogCore writes error log entries to a syslog destination. Each

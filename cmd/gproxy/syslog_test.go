@@ -67,13 +67,13 @@ func TestErrorLogSyslog(t *testing.T) {
 	}{
 		{sl.UDP, []want{
 			{"156", "", "edge", "warn", "warned"},
-			{"155", "", "edge", "error", `upstream down {"peer": "127.0.0.1:1"}`},
+			{"155", "", "edge", "error", `upstream down, peer: 127.0.0.1:1`},
 			{"155", "", "edge", "error", long},
 		}},
 		{sl.Unix, []want{
-			{"190", host, "nginx", "info", "info line"},
+			{"189", host, "nginx", "notice", "info line"},
 			{"188", host, "nginx", "warn", "warned"},
-			{"187", host, "nginx", "error", `upstream down {"peer": "127.0.0.1:1"}`},
+			{"187", host, "nginx", "error", `upstream down, peer: 127.0.0.1:1`},
 			{"187", host, "nginx", "error", long},
 		}},
 	} {

@@ -49,8 +49,12 @@ func buildInfo(w io.Writer) {
 	if !filepath.IsAbs(pid) {
 		pid = filepath.Join(defaultPrefix, pid)
 	}
+	errLog := defaultErrorLog
+	if errLog != "stderr" && !filepath.IsAbs(errLog) {
+		errLog = filepath.Join(defaultPrefix, errLog)
+	}
 	fmt.Fprintf(w, "configure arguments: --prefix=%s --conf-path=%s --pid-path=%s --error-log-path=%s\n",
-		defaultPrefix, defaultConf, pid, defaultErrorLog)
+		defaultPrefix, defaultConf, pid, errLog)
 
 	byStatus := map[string][]string{}
 	for _, d := range parser.Directives() {

@@ -14,7 +14,7 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-PROXIES=${PROXIES:-direct direct2 gproxy nginx haproxy}
+PROXIES=${PROXIES:-direct direct2 gproxy gproxy-log nginx haproxy}
 BENCH_PORT=${BENCH_PORT:-20000} # first port tried; below the ephemeral range
 PROXY_CPU=${PROXY_CPU:-1}       # the proxy runs alone on this core
 LOAD_CPU=${LOAD_CPU:-0}         # h2load, benchtool and both backends share this one
@@ -123,7 +123,7 @@ say "building into $tmp (run files: $RUN)"
 go build -o "$tmp/backend" ./examples/backend
 go build -o "$tmp/benchtool" ./examples/bench/benchtool
 BT=$tmp/benchtool
-if [[ " $PROXIES " == *" gproxy "* ]]; then
+if [[ " $PROXIES " == *" gproxy "* || " $PROXIES " == *" gproxy-log "* ]]; then
 	if [[ -n ${GPROXY:-} ]]; then
 		cp "$GPROXY" "$tmp/gproxy"
 	elif ! go build -o "$tmp/gproxy" ./cmd/gproxy 2>"$RUN/gproxy-build.log"; then
@@ -134,14 +134,14 @@ fi
 "$BT" msg -o "$tmp/unary.bin"
 
 # Ports: two backends, then one per proxy, each checked free now.
-read -r -a ports < <("$BT" ports -base "$BENCH_PORT" -n 5) || {
+read -r -a ports < <("$BT" ports -base "$BENCH_PORT" -n 6) || {
 	say "no free ports (BENCH_PORT=$BENCH_PORT)"
 	exit 1
 }
 B1=127.0.0.1:${ports[0]}
 B2=127.0.0.1:${ports[1]}
-declare -A ADDR=([direct]=$B1 [gproxy]=127.0.0.1:${ports[2]} [nginx]=127.0.0.1:${ports[3]} [haproxy]=127.0.0.1:${ports[4]})
-say "ports: backends ${ports[0]} ${ports[1]}, gproxy ${ports[2]}, nginx ${ports[3]}, haproxy ${ports[4]}"
+declare -A ADDR=([direct]=$B1 [gproxy]=127.0.0.1:${ports[2]} [nginx]=127.0.0.1:${ports[3]} [haproxy]=127.0.0.1:${ports[4]} [gproxy-log]=127.0.0.1:${ports[5]})
+say "ports: backends ${ports[0]} ${ports[1]}, gproxy ${ports[2]}, nginx ${ports[3]}, haproxy ${ports[4]}, gproxy-log ${ports[5]}"
 
 for i in 1 2; do
 	b=B$i
@@ -199,6 +199,11 @@ http {
     }
 }
 CONF
+# gproxy-log: the same with an access log in nginx's combined format (the
+# default buffering), for the cost of access logging.
+sed -e "s|listen ${ADDR[gproxy]} http2;|listen ${ADDR[gproxy-log]} http2;\n        access_log $RUN/gproxy-access.log combined;|" \
+	-e "s|$RUN/gproxy.pid|$RUN/gproxy-log.pid|" -e "s|$RUN/gproxy-error.log|$RUN/gproxy-log-error.log|" \
+	"$RUN/gproxy.conf" >"$RUN/gproxy-log.conf"
 cat >"$RUN/haproxy.cfg" <<CONF
 global
     nbthread 1
@@ -226,13 +231,14 @@ noproxy() { [[ $1 == direct || $1 == direct2 ]]; }
 # start_proxy NAME: starts it alone on its core and waits until it answers.
 start_proxy() {
 	local on=(taskset -c "$PROXY_CPU")
-	if [[ $1 == gproxy && ! -x $tmp/gproxy ]]; then
-		R[gproxy.note]="did not build"
+	if [[ $1 == gproxy* && ! -x $tmp/gproxy ]]; then
+		R[$1.note]="did not build"
 		return 1
 	fi
 	case $1 in
 	direct | direct2) return 0 ;;
 	gproxy) spawn gproxy "$RUN/gproxy.log" "${on[@]}" env GOMAXPROCS=1 "$tmp/gproxy" -c "$RUN/gproxy.conf" ;;
+	gproxy-log) spawn gproxy-log "$RUN/gproxy-log.log" "${on[@]}" env GOMAXPROCS=1 "$tmp/gproxy" -c "$RUN/gproxy-log.conf" ;;
 	nginx) spawn nginx "$RUN/nginx.log" "${on[@]}" nginx -p "$RUN/" -e "$RUN/nginx-error.log" -c "$RUN/nginx.conf" ;;
 	haproxy) spawn haproxy "$RUN/haproxy.log" "${on[@]}" haproxy -db -f "$RUN/haproxy.cfg" ;;
 	*)
@@ -538,6 +544,10 @@ gp_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 			echo "- p99 at $RATE/s <= HAProxy's: $(v gproxy.p99) vs $(v haproxy.p99) ms $(check "$(v gproxy.p99)" '<=' "$(v haproxy.p99)")"
 		fi
 		echo "- idle RSS < 10 KiB/conn: $(v gproxy.idle) $(check "$(v gproxy.idle)" '<' 10)"
+	fi
+	if [[ " $PROXIES " == *" gproxy "* && " $PROXIES " == *" gproxy-log "* ]]; then
+		echo
+		echo "Access log: gproxy with access_log (combined, to a file) against without: RPS 4x32 $(ratio gproxy-log gproxy 4x32.rps) ($(v gproxy-log.4x32.rps) vs $(v gproxy.4x32.rps)), 64x100 $(ratio gproxy-log gproxy 64x100.rps) ($(v gproxy-log.64x100.rps) vs $(v gproxy.64x100.rps)); us/call $(v gproxy-log.4x32.us) vs $(v gproxy.4x32.us)."
 	fi
 } >"$RUN/table.md"
 

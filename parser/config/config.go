@@ -29,6 +29,13 @@ type Config struct {
 	ErrorLogs          []Log
 	PID                string // absolute path; "" when `pid off;`
 	Daemon             bool
+	// User and Group are `user`: the account gproxy switches to once its
+	// listeners and logs are open. Empty when not set, or when gproxy
+	// does not run as root (then nginx ignores the directive too).
+	User, Group string
+	// WorkerShutdownTimeout bounds a graceful stop (QUIT); 0 when not
+	// set (gproxy then uses its own default, see cmd/gproxy).
+	WorkerShutdownTimeout time.Duration
 
 	WorkerConnections int // events { worker_connections }
 
@@ -368,6 +375,9 @@ type Location struct {
 	// Plus), which check the servers of GRPCPass's group.
 	HealthChecks []HealthCheck
 
+	// Monitor is set when the location answers with gproxy's own state
+	// (stub_status, gproxy_metrics, gproxy_status) instead of proxying.
+	Monitor *Monitor
 	// LimitExcept is the location's limit_except block; nil if none.
 	LimitExcept *LimitExcept
 	// Internal is the `internal` directive: only error_page (and other
@@ -380,6 +390,19 @@ type Location struct {
 	Settings Settings
 
 	Pos Pos
+}
+
+// Monitor is a location that reports on gproxy itself.
+type Monitor struct {
+	// Kind is "stub_status" (nginx's text), "metrics" (Prometheus text
+	// format) or "status" (the live HTML page and its JSON).
+	Kind string
+	// Methods turns on per gRPC service and method metrics
+	// (gproxy_metrics methods=on); MaxMethods bounds how many distinct
+	// methods are counted (the rest count as one "other").
+	Methods    bool
+	MaxMethods int
+	Pos        Pos
 }
 
 // GRPCPass is a grpc_pass target.

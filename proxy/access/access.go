@@ -45,11 +45,13 @@ type Phase struct {
 	realip config.RealIP
 
 	req       []limit.Req
+	reqKeys   []key // each limit_req's zone key, resolved once
 	reqDryRun bool
 	reqStatus int
 	reqLevel  zapcore.Level
 
 	conn       []limit.Conn
+	connKeys   []key
 	connDryRun bool
 	connStatus int
 	connLevel  zapcore.Level
@@ -97,9 +99,11 @@ func New(st *config.Settings, le *config.LimitExcept, tbl *route.Table, zones Zo
 	}
 	for _, r := range st.Limits.Req {
 		p.req = append(p.req, limit.NewReq(zones.Req[r.Zone], r))
+		p.reqKeys = append(p.reqKeys, compileKey(tbl, r.Zone.Key))
 	}
 	for _, c := range st.Limits.Conn {
 		p.conn = append(p.conn, limit.Conn{Zone: zones.Conn[c.Zone], Max: c.Conn})
+		p.connKeys = append(p.connKeys, compileKey(tbl, c.Zone.Key))
 	}
 	var err error
 	if p.checks, err = newChecks(&st.Access); err != nil {
@@ -203,6 +207,41 @@ func (p *Phase) Run(r *route.Request) Result {
 	return res
 }
 
+// key is a zone key with its variables resolved once, so a request does
+// no lookup by name.
+type key []keyPart
+
+type keyPart struct {
+	lit string
+	v   route.Var
+	ok  bool // v is a variable route can expand
+}
+
+func compileKey(tbl *route.Table, t config.Template) key {
+	k := make(key, 0, len(t.Parts))
+	for _, part := range t.Parts {
+		if part.Var == "" {
+			k = append(k, keyPart{lit: part.Literal})
+			continue
+		}
+		v, ok := tbl.Var(part.Var)
+		k = append(k, keyPart{v: v, ok: ok})
+	}
+	return k
+}
+
+func (k key) append(dst []byte, tbl *route.Table, r *route.Request) []byte {
+	for i := range k {
+		switch p := &k[i]; {
+		case p.ok:
+			dst, _ = tbl.AppendVar(dst, p.v, r)
+		default:
+			dst = append(dst, p.lit...)
+		}
+	}
+	return dst
+}
+
 // keyBufs hold the zone keys of one request while its limits decide
 // (route's AppendExpand would move a stack buffer to the heap).
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
@@ -212,13 +251,13 @@ func (p *Phase) limitReq(r *route.Request, res *Result) bool {
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
 	keys, b := kb[:0], (*bp)[:0]
-	for i := range p.req {
+	for i := range p.reqKeys {
 		start := len(b)
-		b = p.tbl.AppendExpand(b, p.req[i].Zone.Key, r)
+		b = p.reqKeys[i].append(b, p.tbl, r)
 		keys = append(keys, b[start:len(b):len(b)])
 	}
 	*bp = b
-	lr := limit.CheckReq(p.req, keys, p.reqDryRun)
+	lr := limit.CheckReq(p.req, keys, p.reqDryRun, r.Start)
 	r.LimitReqStatus = lr.Status.String()
 	switch lr.Status {
 	case limit.ReqRejected, limit.ReqRejectedDryRun:
@@ -252,9 +291,9 @@ func (p *Phase) limitConn(r *route.Request, res *Result) bool {
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
 	keys, b := kb[:0], (*bp)[:0]
-	for i := range p.conn {
+	for i := range p.connKeys {
 		start := len(b)
-		b = p.tbl.AppendExpand(b, p.conn[i].Zone.Key, r)
+		b = p.connKeys[i].append(b, p.tbl, r)
 		keys = append(keys, b[start:len(b):len(b)])
 	}
 	*bp = b

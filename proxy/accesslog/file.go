@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/gproxy/gproxy/proxy/errlog"
 )
 
 // file is one open log file (or the process's stderr), shared by every
@@ -135,7 +137,7 @@ func (f *file) drainLocked() {
 func (f *file) report(err error) {
 	if now := time.Now(); now.Sub(f.lastErr) >= time.Second {
 		f.lastErr = now
-		f.errlog.Error("access log write failed", zap.String("path", f.name()), zap.Error(err))
+		f.errlog.Log(errlog.Alert, "write() to \""+f.name()+"\" failed "+errlog.Errno(err))
 	}
 }
 

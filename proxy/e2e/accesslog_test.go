@@ -112,3 +112,50 @@ func waitLogLines(t *testing.T, path string, n int) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAccessLogUserVariables: a configuration that defines $grpc_status
+// itself (the map nginx users write for gRPC logging) gets its own
+// definition, not gproxy's variable of the same name; $upstream_trailer_*,
+// $upstream_http_* and $sent_trailer_* are the fields of the upstream's
+// response and of the answer. Run against nginx too.
+func TestAccessLogUserVariables(t *testing.T) {
+	live := startBackend(t, "live")
+	addr := freeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	startProxy(t, upstreamBlock("backends", []*backend{live})+fmt.Sprintf(`
+map $upstream_trailer_grpc_status $grpc_status {
+    default $upstream_trailer_grpc_status;
+    ""      none;
+}
+log_format g 'status=$grpc_status up=$upstream_http_grpc_status sent=$sent_trailer_grpc_status ct=$upstream_http_content_type';
+server {
+    listen %s http2;
+    access_log %s g;
+    location / {
+        grpc_pass grpc://backends;
+    }
+}
+`, addr, logPath))
+	cc := dial(t, addr)
+	tc := testpb.NewTestServiceClient(cc)
+	ctx := testCtx(t, 20*time.Second)
+	if _, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 10}); err != nil {
+		t.Fatalf("ok call: %v", err)
+	}
+	lines := waitLogLines(t, logPath, 1)
+	want := "status=0 up=- sent=0 ct=application/grpc"
+	if lines[0] != want {
+		t.Errorf("log line %q, want %q", lines[0], want)
+	}
+	_, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: 3, Message: "bad input"}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("error call: %v, want InvalidArgument", err)
+	}
+	lines = waitLogLines(t, logPath, 2)
+	// grpc-go answers an error with no message as trailers-only: nginx
+	// reads those fields as headers.
+	want = "status=none up=3 sent=- ct=application/grpc"
+	if lines[1] != want {
+		t.Errorf("log line %q, want %q", lines[1], want)
+	}
+}

@@ -25,6 +25,14 @@ const grpcErrorPages = `
     error_page 502 = /error502grpc;
     error_page 504 = /error504grpc;
     error_page 503 = @unavailable;
+    error_page 403 = /error403grpc;
+    location = /error403grpc {
+        internal;
+        default_type application/grpc;
+        add_header grpc-status 7;
+        add_header grpc-message "forbidden by policy";
+        return 204;
+    }
     location = /error502grpc {
         internal;
         default_type application/grpc;
@@ -49,7 +57,8 @@ const grpcErrorPages = `
 
 // TestErrorPageGRPC: for each way a call fails before the backend answers
 // (connection refused, no live upstream, grpc_read_timeout, an upstream
-// HTTP 503 with grpc_intercept_errors), a grpc-go client gets exactly the
+// HTTP 503 with grpc_intercept_errors, a refusal of the access phase), a
+// grpc-go client gets exactly the
 // status and message the configured error page sets. nginx sends the page
 // as HTTP 204, which grpc-go reports as Unknown: the documented
 // difference.
@@ -79,6 +88,7 @@ server {
     location /down/ { grpc_pass grpc://down; }
     location /slow/ { grpc_pass grpc://slow; grpc_read_timeout 300ms; }
     location /busy/ { grpc_pass grpc://busy; grpc_intercept_errors on; }
+    location /denied/ { deny all; grpc_pass grpc://busy; }
 }
 `, refused, refused, slow, http503, addr, grpcErrorPages))
 	if differs(t, "nginx", "nginx answers the error page with HTTP 204, which gRPC clients report as Unknown") {
@@ -95,6 +105,7 @@ server {
 		{"no live upstreams", "/down/Call", codes.Unavailable, "unavailable"},
 		{"read timeout", "/slow/Call", codes.DeadlineExceeded, "deadline exceeded"},
 		{"upstream 503 intercepted", "/busy/Call", codes.ResourceExhausted, "busy"},
+		{"access phase refusal (deny)", "/denied/Call", codes.PermissionDenied, "forbidden by policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,6 +188,9 @@ server {
     location = /50x.html { return 200 "sorry\n"; }
     location /down { return 503; }
     location /ok { add_header x-ok $uri; return 200 "fine\n"; }
+    location = /secret { internal; return 200 "secret\n"; }
+    location /missing { error_page 404 = @gone; return 404; }
+    location @gone { return 410 "gone\n"; }
 }
 `, addr))
 	get := func(path string) (*http.Response, string) {
@@ -196,6 +210,14 @@ server {
 	}
 	if resp.Header.Get("X-Always") != "yes" {
 		t.Errorf("/down: x-always %q: the page's location defines no add_header, so the server's (always) applies", resp.Header.Get("X-Always"))
+	}
+	resp, body = get("/secret")
+	if resp.StatusCode != 404 {
+		t.Errorf("/secret (internal): %d %q, want 404", resp.StatusCode, body)
+	}
+	resp, body = get("/missing")
+	if resp.StatusCode != 410 || body != "gone\n" {
+		t.Errorf("/missing (error_page 404 = @gone): %d %q, want 410 \"gone\\n\"", resp.StatusCode, body)
 	}
 	resp, body = get("/ok")
 	if resp.StatusCode != 200 || body != "fine\n" || resp.Header.Get("X-Ok") != "/ok" || resp.Header.Get("Server") == "" {

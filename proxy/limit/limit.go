@@ -51,6 +51,15 @@ const clockStart = int64(time.Hour / time.Millisecond)
 
 func nowMS() int64 { return time.Since(epoch).Milliseconds() + clockStart }
 
+// msAt is t on the zones' clock; the zero time is now. The engine passes
+// the time the request arrived, which it has read already.
+func msAt(t time.Time) int64 {
+	if t.IsZero() {
+		return nowMS()
+	}
+	return t.Sub(epoch).Milliseconds() + clockStart
+}
+
 // slabSize is the size nginx's slab allocator gives an allocation of n
 // bytes (a power of two, at least 8), for allocations below half a page.
 func slabSize(n int) int64 {

@@ -106,8 +106,9 @@ const (
 // keys[i] is the value of limits[i]'s zone key for the request; an empty
 // key skips its limit. dryRun is limit_req_dry_run: nothing is refused or
 // delayed, but the states are accounted as nginx accounts them.
-func CheckReq(limits []Req, keys [][]byte, dryRun bool) ReqResult {
-	return checkReqAt(limits, keys, dryRun, nowMS())
+// now is when the request arrived (the zero time means now).
+func CheckReq(limits []Req, keys [][]byte, dryRun bool, now time.Time) ReqResult {
+	return checkReqAt(limits, keys, dryRun, msAt(now))
 }
 
 // checkReqAt is CheckReq at time now (ms).

@@ -66,7 +66,7 @@ func (t *Table) checkTemplates(h *config.HTTP) error {
 			if !ok {
 				return fmt.Errorf("unknown %q variable in %s", p.Var, posString(pos))
 			}
-			if ref.kind == vCapture || ref.kind == vNamed {
+			if ref.v == captureRow || ref.v == namedRow {
 				t.needCaps = true
 			}
 		}

@@ -24,9 +24,9 @@ const maxErrorPages = 10
 // ngx_http_send_error_page does. ok is false when st has none, or when the
 // page would be a file (its location neither returns nor redirects):
 // gproxy serves no files, so the caller then answers as if no error_page
-// were configured. The method of a redirect to a URI becomes GET (HEAD
-// stays), as in nginx; a named location (@name) keeps it. The status sent
-// is the error's code, the page's own status for "=", or the "=CODE".
+// were configured. The request keeps its method (nginx makes it GET for a
+// URI, which matters only to a file it would serve). The status sent is
+// the error's code, the page's own status for "=", or the "=CODE".
 func (t *Table) ErrorPage(st *config.Settings, code int, r *Request) (p Page, ok bool) {
 	for range maxErrorPages {
 		ep := findErrorPage(st, code)
@@ -90,9 +90,6 @@ func (t *Table) runErrorPage(ep *config.ErrorPage, code int, r *Request) (p Page
 			loc = sr.named[uri]
 		}
 	} else {
-		if r.Method != "HEAD" {
-			r.Method = "GET"
-		}
 		path, _, _ := strings.Cut(uri, "?")
 		r.uriVal, r.uriState = path, 1
 		if sr := t.servers[r.Server]; sr != nil {

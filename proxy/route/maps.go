@@ -3,7 +3,6 @@ package route
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -22,7 +21,7 @@ type mapVar struct {
 
 func (t *Table) buildMaps(maps []*config.Map) error {
 	for _, m := range maps {
-		if _, dup := builtinVars[m.Target]; (dup && !slices.Contains(config.OwnVariables, m.Target)) || t.maps[m.Target] != nil {
+		if v, dup := byName[m.Target]; (dup && v.flags&varOwn == 0) || t.maps[m.Target] != nil {
 			return fmt.Errorf("the duplicate %q variable in %s", m.Target, posString(m.Pos))
 		}
 		mv := &mapVar{cfg: m, hostnames: m.Hostnames}
@@ -56,7 +55,9 @@ func (t *Table) appendMap(dst []byte, m *mapVar, r *Request, depth int) []byte {
 	if m.hostnames && strings.HasSuffix(src, ".") {
 		src = src[:len(src)-1]
 	}
-	if src != "" {
+	// An empty source is a key like any other (`"" none;` matches a
+	// variable that is empty or not found, as in nginx).
+	if src != "" || !m.hostnames {
 		key := src
 		if hasUpper(key) {
 			key = strings.ToLower(key)

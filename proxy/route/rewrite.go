@@ -173,7 +173,7 @@ func (t *Table) returnAction(ret *config.Return, r *Request) *Action {
 // the request's host (else the local address), the local port unless it is
 // the scheme's default.
 func (t *Table) absolute(path string, r *Request) string {
-	scheme, _ := t.stringValue(varRef{kind: vScheme}, r)
+	scheme, _ := t.stringValue(varRef{v: schemeVar}, r)
 	host := r.Authority
 	if host == "" {
 		host = r.header("host")
@@ -207,25 +207,24 @@ func (t *Table) absolute(path string, r *Request) string {
 // "0"; = and != compare strings; ~ ~* !~ !~* match the regex (captures of
 // a positive match are kept for $1..$9 and named captures).
 func (t *Table) cond(c *config.IfCond, r *Request) bool {
-	var lb [128]byte
-	left := t.AppendExpand(lb[:0], c.Left, r)
+	// Expand costs nothing for a condition on one variable or literal,
+	// the usual case.
+	left := t.Expand(c.Left, r)
 	switch c.Op {
 	case "":
-		return len(left) > 0 && !(len(left) == 1 && left[0] == '0')
+		return left != "" && left != "0"
 	case "=", "!=":
-		var rb [128]byte
-		right := t.AppendExpand(rb[:0], c.Right, r)
-		return (string(left) == string(right)) == (c.Op == "=")
+		return (left == t.Expand(c.Right, r)) == (c.Op == "=")
 	case "~", "~*":
 		if c.Regex == nil {
 			return false
 		}
 		if t.needCaps && c.Regex.NumSubexp() > 0 {
-			return t.matchString(c.Regex, string(left), r)
+			return t.matchString(c.Regex, left, r)
 		}
-		return c.Regex.Match(left)
+		return c.Regex.MatchString(left)
 	case "!~", "!~*":
-		return c.Regex != nil && !c.Regex.Match(left)
+		return c.Regex != nil && !c.Regex.MatchString(left)
 	}
 	return false
 }

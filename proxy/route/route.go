@@ -405,7 +405,8 @@ func (t *Table) Location(s *config.Server, path string) *Location {
 //     nor a `return` that fired. nginx would serve static files from root
 //     there; gproxy serves no files.
 //
-// With a nil Action, loc is a location with grpc_pass.
+// With a nil Action, loc is a location with grpc_pass or a monitor
+// (stub_status, gproxy_metrics, gproxy_status).
 func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Location, a *Action) {
 	host := r.Authority
 	if host == "" {
@@ -444,7 +445,7 @@ func (t *Table) Route(l *Listener, r *Request) (srv *config.Server, loc *Locatio
 		if f == flowLast || (f == flowNext && r.uriChanged) {
 			continue
 		}
-		if loc.Config.GRPCPass == nil && r.IfPass == nil {
+		if loc.Config.GRPCPass == nil && r.IfPass == nil && loc.Config.Monitor == nil {
 			return srv, loc, &Action{Code: 404}
 		}
 		return srv, loc, nil

@@ -38,42 +38,42 @@ func (t *TLS) certValues() {
 	})
 }
 
-// tlsValue returns the value of an ssl_* variable; ok is false on a
-// cleartext connection, where nginx's ssl variables are not found.
-func tlsValue(k varKind, t *TLS) (string, bool) {
-	if t == nil {
-		return "", false
+// sslVar is the table row of an ssl_* variable: empty and not found on a
+// cleartext connection, and not found when empty (no client certificate,
+// no SNI), as nginx's.
+func sslVar(name string, get func(t *TLS) string) *variable {
+	return &variable{name: name,
+		str: func(_ *Table, _ varRef, r *Request) (string, bool) {
+			if r.TLS == nil {
+				return "", true
+			}
+			return get(r.TLS), true
+		},
+		found: func(_ *Table, _ varRef, r *Request) bool { return r.TLS != nil && get(r.TLS) != "" },
 	}
-	switch k {
-	case vSSLProtocol:
-		return protocolName(t.State.Version), true
-	case vSSLCipher:
-		return cipherName(t.State.CipherSuite), true
-	case vSSLServerName:
-		return t.State.ServerName, true
-	case vSSLSessionReused:
+}
+
+// sslVars are the rows of the ssl_* variables.
+var sslVars = []*variable{
+	sslVar("ssl_protocol", func(t *TLS) string { return protocolName(t.State.Version) }),
+	sslVar("ssl_cipher", func(t *TLS) string { return cipherName(t.State.CipherSuite) }),
+	sslVar("ssl_server_name", func(t *TLS) string { return t.State.ServerName }),
+	sslVar("ssl_session_reused", func(t *TLS) string {
 		if t.State.DidResume {
-			return "r", true
+			return "r"
 		}
-		return ".", true
-	case vSSLClientVerify:
+		return "."
+	}),
+	sslVar("ssl_client_verify", func(t *TLS) string {
 		if t.Verify == "" {
-			return "NONE", true
+			return "NONE"
 		}
-		return t.Verify, true
-	}
-	t.certValues()
-	switch k {
-	case vSSLClientSDN:
-		return t.sDN, true
-	case vSSLClientIDN:
-		return t.iDN, true
-	case vSSLClientSerial:
-		return t.serial, true
-	case vSSLClientFingerprint:
-		return t.fingerprint, true
-	}
-	return "", false
+		return t.Verify
+	}),
+	sslVar("ssl_client_s_dn", func(t *TLS) string { t.certValues(); return t.sDN }),
+	sslVar("ssl_client_i_dn", func(t *TLS) string { t.certValues(); return t.iDN }),
+	sslVar("ssl_client_serial", func(t *TLS) string { t.certValues(); return t.serial }),
+	sslVar("ssl_client_fingerprint", func(t *TLS) string { t.certValues(); return t.fingerprint }),
 }
 
 // protocolName is OpenSSL's name of a TLS version ($ssl_protocol).

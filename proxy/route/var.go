@@ -27,7 +27,7 @@ func (t *Table) Var(name string) (v Var, ok bool) {
 // attempt, and gproxy's $grpc_status and $grpc_message when none was sent.
 // dst is returned unchanged then.
 func (t *Table) AppendVar(dst []byte, v Var, r *Request) (out []byte, found bool) {
-	if v.ref.kind == vRemoteUser { // decoded once, not for found and again for the value
+	if v.ref.v == remoteUserVar { // decoded once, not for found and again for the value
 		u := remoteUser(r.header("authorization"))
 		return append(dst, u...), u != ""
 	}
@@ -37,49 +37,13 @@ func (t *Table) AppendVar(dst []byte, v Var, r *Request) (out []byte, found bool
 	return t.appendValue(dst, v.ref, r, 0), true
 }
 
-// found reports whether a variable has a value for r, by nginx's rules.
+// found reports whether a variable has a value for r, by nginx's rules
+// (the row's found; always, without one).
 func (t *Table) found(ref varRef, r *Request) bool {
-	switch ref.kind {
-	case vHTTP:
-		return (ref.arg == "host" && r.Authority != "") || hasHeader(r.Headers, ref.arg)
-	case vSentHTTP:
-		return hasHeader(r.ResponseHeaders, ref.arg)
-	case vUpstreamHTTP:
-		return hasHeader(r.UpstreamHeaders, ref.arg)
-	case vUpstreamTrailer:
-		return hasHeader(r.UpstreamTrailers, ref.arg)
-	case vSentTrailer:
-		return hasHeader(r.ResponseTrailers, ref.arg)
-	case vContentType:
-		return hasHeader(r.Headers, "content_type")
-	case vContentLength:
-		return hasHeader(r.Headers, "content_length")
-	case vArgs:
-		return r.args() != ""
-	case vArg:
-		_, found := argValue(r.args(), ref.arg)
-		return found
-	case vCookie:
-		_, found := cookieValue(r.Headers, ref.arg)
-		return found
-	case vUpstreamAddr, vUpstreamStatus, vUpstreamResponseTime, vUpstreamConnectTime:
-		return len(r.Upstreams) > 0
-	case vGRPCStatus:
-		return r.GRPCStatus != ""
-	case vGRPCMessage:
-		return r.GRPCMessage != ""
-	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
-		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
-		// nginx's ssl variables are not found when empty (no client
-		// certificate, no SNI) or on a cleartext connection.
-		v, ok := tlsValue(ref.kind, r.TLS)
-		return ok && v != ""
-	case vLimitReqStatus:
-		return r.LimitReqStatus != ""
-	case vLimitConnStatus:
-		return r.LimitConnStatus != ""
+	if ref.v == nil || ref.v.found == nil {
+		return true
 	}
-	return true
+	return ref.v.found(t, ref, r)
 }
 
 func hasHeader(hs []hpack.HeaderField, name string) bool {

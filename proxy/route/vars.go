@@ -2,8 +2,6 @@ package route
 
 import (
 	"encoding/base64"
-	"encoding/hex"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -15,179 +13,33 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// varKind names how a variable gets its value.
-type varKind uint8
-
-const (
-	vNone varKind = iota
-	vRemoteAddr
-	vRemotePort
-	vServerAddr
-	vServerPort
-	vServerName
-	vScheme
-	vHost
-	vHostname
-	vRequestMethod
-	vRequestURI
-	vURI
-	vArgs
-	vIsArgs
-	vHTTPS
-	vContentType
-	vContentLength
-	vServerProtocol
-	vRequest
-	vRequestID
-	vRequestLength
-	vRemoteUser
-	vTimeLocal
-	vTimeISO8601
-	vMsec
-	vRequestTime
-	vConnection
-	vConnectionRequests
-	vPID
-	vProxyAddXFF
-	vStatus
-	vBytesSent
-	vBodyBytesSent
-	vUpstreamAddr
-	vUpstreamStatus
-	vUpstreamResponseTime
-	vUpstreamConnectTime
-	vGRPCStatus
-	vGRPCMessage
-	vSSLProtocol
-	vSSLCipher
-	vSSLServerName
-	vSSLSessionReused
-	vSSLClientVerify
-	vSSLClientSDN
-	vSSLClientIDN
-	vSSLClientSerial
-	vSSLClientFingerprint
-	vBinaryRemoteAddr
-	vRealIPRemoteAddr
-	vRealIPRemotePort
-	vLimitReqStatus
-	vLimitConnStatus
-	// Families with an argument.
-	vHTTP            // http_NAME
-	vSentHTTP        // sent_http_NAME
-	vUpstreamHTTP    // upstream_http_NAME
-	vUpstreamTrailer // upstream_trailer_NAME
-	vSentTrailer     // sent_trailer_NAME
-	vArg             // arg_NAME
-	vCookie          // cookie_NAME
-	vMap             // a map target
-	vSet             // a variable of set
-	vCapture         // $0..$9
-	vNamed           // a named regex capture
-)
-
-// builtinVars are the fixed-name variables gproxy knows.
-var builtinVars = map[string]varKind{
-	"remote_addr":               vRemoteAddr,
-	"remote_port":               vRemotePort,
-	"server_addr":               vServerAddr,
-	"server_port":               vServerPort,
-	"server_name":               vServerName,
-	"scheme":                    vScheme,
-	"host":                      vHost,
-	"hostname":                  vHostname,
-	"request_method":            vRequestMethod,
-	"request_uri":               vRequestURI,
-	"uri":                       vURI,
-	"document_uri":              vURI,
-	"args":                      vArgs,
-	"query_string":              vArgs,
-	"is_args":                   vIsArgs,
-	"https":                     vHTTPS,
-	"content_type":              vContentType,
-	"content_length":            vContentLength,
-	"server_protocol":           vServerProtocol,
-	"request":                   vRequest,
-	"request_id":                vRequestID,
-	"request_length":            vRequestLength,
-	"remote_user":               vRemoteUser,
-	"time_local":                vTimeLocal,
-	"time_iso8601":              vTimeISO8601,
-	"msec":                      vMsec,
-	"request_time":              vRequestTime,
-	"connection":                vConnection,
-	"connection_requests":       vConnectionRequests,
-	"pid":                       vPID,
-	"proxy_add_x_forwarded_for": vProxyAddXFF,
-	"status":                    vStatus,
-	"bytes_sent":                vBytesSent,
-	"body_bytes_sent":           vBodyBytesSent,
-	"upstream_addr":             vUpstreamAddr,
-	"upstream_status":           vUpstreamStatus,
-	"upstream_response_time":    vUpstreamResponseTime,
-	"upstream_connect_time":     vUpstreamConnectTime,
-	"grpc_status":               vGRPCStatus,
-	"grpc_message":              vGRPCMessage,
-	"ssl_protocol":              vSSLProtocol,
-	"ssl_cipher":                vSSLCipher,
-	"ssl_server_name":           vSSLServerName,
-	"ssl_session_reused":        vSSLSessionReused,
-	"ssl_client_verify":         vSSLClientVerify,
-	"ssl_client_s_dn":           vSSLClientSDN,
-	"ssl_client_i_dn":           vSSLClientIDN,
-	"ssl_client_serial":         vSSLClientSerial,
-	"ssl_client_fingerprint":    vSSLClientFingerprint,
-	"binary_remote_addr":        vBinaryRemoteAddr,
-	"realip_remote_addr":        vRealIPRemoteAddr,
-	"realip_remote_port":        vRealIPRemotePort,
-	"limit_req_status":          vLimitReqStatus,
-	"limit_conn_status":         vLimitConnStatus,
-}
-
-// varRef is a resolved variable name.
-type varRef struct {
-	kind varKind
-	arg  string // header, argument or cookie name; capture number
-	n    int    // capture number or named-capture slot
-	m    *mapVar
-}
-
-// resolve maps a variable name (without '$') to how its value is found.
+// resolve maps a variable name (without '$') to how its value is found:
+// the configuration's own definitions first (a map or set variable may
+// define one of gproxy's own variables, $grpc_status: the user's wins),
+// then the table's fixed names, named captures, families and $0..$9.
 // Names are case-insensitive in nginx; the parser hands them over as
 // written, so a name with upper-case letters is lowered here (allocating,
 // but only for such unusual names).
 func (t *Table) resolve(name string) (varRef, bool) {
-	// A map of the configuration comes first: it may define one of
-	// gproxy's own variables ($grpc_status), and the user's wins.
 	if m, ok := t.maps[name]; ok {
-		return varRef{kind: vMap, m: m}, true
+		return varRef{v: mapRow, m: m}, true
 	}
 	if slot, ok := t.setSlots[name]; ok {
-		return varRef{kind: vSet, n: slot}, true
+		return varRef{v: setRow, n: slot}, true
 	}
-	if k, ok := builtinVars[name]; ok {
-		return varRef{kind: k}, true
+	if v, ok := byName[name]; ok {
+		return varRef{v: v}, true
 	}
 	if slot, ok := t.named[name]; ok {
-		return varRef{kind: vNamed, n: slot}, true
+		return varRef{v: namedRow, n: slot}, true
 	}
-	switch {
-	case strings.HasPrefix(name, "http_") && len(name) > 5:
-		return varRef{kind: vHTTP, arg: name[5:]}, true
-	case strings.HasPrefix(name, "sent_http_") && len(name) > 10:
-		return varRef{kind: vSentHTTP, arg: name[10:]}, true
-	case strings.HasPrefix(name, "upstream_http_") && len(name) > 14:
-		return varRef{kind: vUpstreamHTTP, arg: name[14:]}, true
-	case strings.HasPrefix(name, "upstream_trailer_") && len(name) > 17:
-		return varRef{kind: vUpstreamTrailer, arg: name[17:]}, true
-	case strings.HasPrefix(name, "sent_trailer_") && len(name) > 13:
-		return varRef{kind: vSentTrailer, arg: name[13:]}, true
-	case strings.HasPrefix(name, "arg_") && len(name) > 4:
-		return varRef{kind: vArg, arg: name[4:]}, true
-	case strings.HasPrefix(name, "cookie_") && len(name) > 7:
-		return varRef{kind: vCookie, arg: name[7:]}, true
-	case len(name) == 1 && '0' <= name[0] && name[0] <= '9':
-		return varRef{kind: vCapture, n: int(name[0] - '0')}, true
+	for _, v := range families {
+		if strings.HasPrefix(name, v.name) && len(name) > len(v.name) {
+			return varRef{v: v, arg: name[len(v.name):]}, true
+		}
+	}
+	if len(name) == 1 && '0' <= name[0] && name[0] <= '9' {
+		return varRef{v: captureRow, n: int(name[0] - '0')}, true
 	}
 	if lower := strings.ToLower(name); lower != name {
 		return t.resolve(lower)
@@ -268,203 +120,49 @@ func (t *Table) appendExpand(dst []byte, tpl config.Template, r *Request, depth 
 // stringValue returns values that exist as strings already, so the caller
 // needs no buffer. ok is false for values that must be formatted.
 func (t *Table) stringValue(ref varRef, r *Request) (string, bool) {
-	switch ref.kind {
-	case vServerName:
-		return t.serverName(r.Server), true
-	case vScheme:
-		if r.Scheme == "" {
-			return "http", true
-		}
-		return r.Scheme, true
-	case vHost:
-		return t.host(r), true
-	case vHostname:
-		return t.hostname, true
-	case vRequestMethod:
-		return r.Method, true
-	case vRequestURI:
-		return r.Path, true
-	case vURI:
-		u, _ := r.uri()
-		return u, true
-	case vArgs:
-		return r.args(), true
-	case vIsArgs:
-		if r.args() != "" {
-			return "?", true
-		}
-		return "", true
-	case vHTTPS:
-		if r.Scheme == "https" {
-			return "on", true
-		}
-		return "", true
-	case vContentType:
-		return r.header("content-type"), true
-	case vContentLength:
-		return r.header("content-length"), true
-	case vServerProtocol:
-		return r.Proto, true
-	case vPID:
-		return t.pid, true
-	case vGRPCStatus:
-		return r.GRPCStatus, true
-	case vGRPCMessage:
-		return r.GRPCMessage, true
-	case vSSLProtocol, vSSLCipher, vSSLServerName, vSSLSessionReused, vSSLClientVerify,
-		vSSLClientSDN, vSSLClientIDN, vSSLClientSerial, vSSLClientFingerprint:
-		return tlsValue(ref.kind, r.TLS)
-	case vLimitReqStatus:
-		return r.LimitReqStatus, true
-	case vLimitConnStatus:
-		return r.LimitConnStatus, true
-	case vHTTP:
-		return headerValue(r.Headers, ref.arg, r.Authority)
-	case vSentHTTP:
-		return headerValue(r.ResponseHeaders, ref.arg, "")
-	case vUpstreamHTTP:
-		return headerValue(r.UpstreamHeaders, ref.arg, "")
-	case vUpstreamTrailer:
-		return headerValue(r.UpstreamTrailers, ref.arg, "")
-	case vSentTrailer:
-		return headerValue(r.ResponseTrailers, ref.arg, "")
-	case vArg:
-		v, _ := argValue(r.args(), ref.arg)
-		return v, true
-	case vCookie:
-		v, _ := cookieValue(r.Headers, ref.arg)
-		return v, true
-	case vCapture:
-		return r.capture(ref.n), true
-	case vSet:
-		if ref.n < len(r.setVals) {
-			return r.setVals[ref.n], true
-		}
-		return "", true
-	case vNamed:
-		if ref.n < len(r.namedCaps) {
-			return r.namedCaps[ref.n], true
-		}
-		return "", true
+	if ref.v == nil || ref.v.str == nil {
+		return "", false
 	}
-	return "", false
+	return ref.v.str(t, ref, r)
 }
 
 // appendValue appends the value of one variable.
 func (t *Table) appendValue(dst []byte, ref varRef, r *Request, depth int) []byte {
-	if s, ok := t.stringValue(ref, r); ok {
-		return append(dst, s...)
-	}
-	switch ref.kind {
-	case vRemoteAddr:
-		return appendIP(dst, r.RemoteAddr)
-	case vRemotePort:
-		return appendPort(dst, r.RemoteAddr)
-	case vBinaryRemoteAddr:
-		return appendBinaryIP(dst, r.RemoteAddr)
-	case vRealIPRemoteAddr:
-		return appendIP(dst, r.realIPAddr())
-	case vRealIPRemotePort:
-		return appendPort(dst, r.realIPAddr())
-	case vServerAddr:
-		return appendIP(dst, r.LocalAddr)
-	case vServerPort:
-		return appendPort(dst, r.LocalAddr)
-	case vRequest:
-		dst = append(dst, r.Method...)
-		dst = append(dst, ' ')
-		dst = append(dst, r.Path...)
-		dst = append(dst, ' ')
-		return append(dst, r.Proto...)
-	case vRequestID:
-		if !r.idSet {
-			var b [16]byte
-			a, c := rand.Uint64(), rand.Uint64()
-			for i := 0; i < 8; i++ {
-				b[i], b[8+i] = byte(a>>(8*i)), byte(c>>(8*i))
-			}
-			hex.Encode(r.id[:], b[:])
-			r.idSet = true
-		}
-		return append(dst, r.id[:]...)
-	case vRequestLength:
-		return strconv.AppendInt(dst, r.RequestLength, 10)
-	case vRemoteUser:
-		return append(dst, remoteUser(r.header("authorization"))...)
-	case vTimeLocal:
-		return r.end().AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
-	case vTimeISO8601:
-		return r.end().AppendFormat(dst, "2006-01-02T15:04:05-07:00")
-	case vMsec:
-		return appendMillis(dst, time.Duration(r.end().UnixMilli())*time.Millisecond)
-	case vRequestTime:
-		d := r.end().Sub(r.Start)
-		if r.Start.IsZero() || d < 0 {
-			d = 0
-		}
-		return appendMillis(dst, d)
-	case vConnection:
-		return strconv.AppendUint(dst, r.ConnID, 10)
-	case vConnectionRequests:
-		return strconv.AppendInt(dst, int64(r.ConnRequests), 10)
-	case vProxyAddXFF:
-		n := len(dst)
-		dst = appendHeaderValues(dst, r.Headers, "x_forwarded_for", ", ")
-		if len(dst) > n {
-			dst = append(dst, ", "...)
-		}
-		return appendIP(dst, r.RemoteAddr)
-	case vStatus:
-		if r.Status <= 0 {
-			return append(dst, "000"...)
-		}
-		return strconv.AppendInt(dst, int64(r.Status), 10)
-	case vBytesSent:
-		return strconv.AppendInt(dst, r.BytesSent, 10)
-	case vBodyBytesSent:
-		return strconv.AppendInt(dst, r.BodyBytesSent, 10)
-	case vUpstreamAddr, vUpstreamStatus, vUpstreamResponseTime, vUpstreamConnectTime:
-		for i, u := range r.Upstreams {
-			if i > 0 {
-				dst = append(dst, ", "...)
-			}
-			dst = appendUpstream(dst, ref.kind, &u)
-		}
-		return dst
-	case vHTTP:
-		// Several fields with this name: nginx joins them (cookies with "; ").
-		sep := ", "
-		if ref.arg == "cookie" {
-			sep = "; "
-		}
-		return appendHeaderValues(dst, r.Headers, ref.arg, sep)
-	case vSentHTTP:
-		return appendHeaderValues(dst, r.ResponseHeaders, ref.arg, ", ")
-	case vUpstreamHTTP:
-		return appendHeaderValues(dst, r.UpstreamHeaders, ref.arg, ", ")
-	case vUpstreamTrailer:
-		return appendHeaderValues(dst, r.UpstreamTrailers, ref.arg, ", ")
-	case vSentTrailer:
-		return appendHeaderValues(dst, r.ResponseTrailers, ref.arg, ", ")
-	case vMap:
+	if ref.v == mapRow {
 		if depth >= maxDepth {
 			return dst
 		}
 		return t.appendMap(dst, ref.m, r, depth+1)
 	}
+	if s, ok := t.stringValue(ref, r); ok {
+		return append(dst, s...)
+	}
+	if ref.v != nil && ref.v.app != nil {
+		return ref.v.app(t, dst, ref, r)
+	}
 	return dst
 }
 
-func appendUpstream(dst []byte, k varKind, u *UpstreamAttempt) []byte {
+// upstreamField is which value of an upstream attempt a variable prints.
+type upstreamField uint8
+
+const (
+	upAddr upstreamField = iota
+	upStatus
+	upResponseTime
+	upConnectTime
+)
+
+func appendUpstream(dst []byte, k upstreamField, u *UpstreamAttempt) []byte {
 	switch k {
-	case vUpstreamAddr:
+	case upAddr:
 		return append(dst, u.Addr...)
-	case vUpstreamStatus:
+	case upStatus:
 		if u.Status <= 0 {
 			return append(dst, '-')
 		}
 		return strconv.AppendInt(dst, int64(u.Status), 10)
-	case vUpstreamResponseTime:
+	case upResponseTime:
 		if u.ResponseTime < 0 {
 			return append(dst, '-')
 		}

@@ -36,8 +36,10 @@ type Checker struct {
 	// healthy unless Config.Mandatory (then "checking": unhealthy until
 	// the first check passes).
 	Initial func(t Target) bool
-	// Dial replaces the plain dialer (tests).
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Dial replaces the plain dialer: for grpcs:// a TLS dialer, with
+	// Secure set.
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	Secure bool
 
 	mu     sync.Mutex
 	state  map[any]*targetState
@@ -148,7 +150,7 @@ func (c *Checker) check(ctx context.Context, t Target) {
 	}
 	p := Probe{
 		Network: t.Network, Addr: addr, Service: c.Config.GRPCService, OKStatus: c.Config.GRPCStatus,
-		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout, Dial: c.Dial,
+		ConnectTimeout: c.ConnectTimeout, ReadTimeout: c.ReadTimeout, Dial: c.Dial, Secure: c.Secure,
 	}
 	err := p.Run(ctx)
 	if ctx.Err() != nil {

@@ -65,8 +65,11 @@ type Probe struct {
 	// ConnectTimeout bounds the connection, ReadTimeout the answer (the
 	// location's grpc_connect_timeout and grpc_read_timeout).
 	ConnectTimeout, ReadTimeout time.Duration
-	// Dial replaces the plain dialer (tests); nil uses net.Dialer.
+	// Dial replaces the plain dialer: a TLS dialer for grpcs://, which
+	// must also set Secure; nil uses net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Secure says Dial's connections are TLS (:scheme https).
+	Secure bool
 }
 
 // Run performs the check on a connection of its own, closed afterwards (a
@@ -96,7 +99,7 @@ func (p *Probe) Run(ctx context.Context) error {
 		nc.SetDeadline(d)
 	}
 	tr := &http2.Transport{
-		AllowHTTP: true, // h2c prior knowledge, as grpc_pass grpc://
+		AllowHTTP: true, // h2c prior knowledge, as grpc_pass grpc:// (TLS is Dial's)
 		DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
 			return nil, errors.New("healthcheck: no second connection")
 		},
@@ -106,8 +109,12 @@ func (p *Probe) Run(ctx context.Context) error {
 		return &CheckError{"upstream prematurely closed connection", actReadingHeader, err}
 	}
 	defer cc.Close()
+	scheme := "http://"
+	if p.Secure {
+		scheme = "https://"
+	}
 	req, _ := http.NewRequestWithContext(rctx, http.MethodPost,
-		"http://"+authority(p)+"/grpc.health.v1.Health/Check", bytes.NewReader(request(p.Service)))
+		scheme+authority(p)+"/grpc.health.v1.Health/Check", bytes.NewReader(request(p.Service)))
 	req.Header.Set("content-type", "application/grpc")
 	req.Header.Set("te", "trailers")
 	req.Header.Set("user-agent", "gproxy-health-check")

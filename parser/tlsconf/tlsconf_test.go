@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
-	"github.com/gproxy/gproxy/tlsconf/tlstest"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 )
 
 func TestParseCiphers(t *testing.T) {
