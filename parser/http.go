@@ -687,10 +687,12 @@ func (l *loader) checkCertificates(s config.SSLSettings) error {
 // passes to grpcs:// (tlsconf.NewUpstream).
 func (l *loader) checkUpstreamTLS(locs []*config.Location) error {
 	for _, loc := range locs {
-		// A target with variables has no upstream yet: the engine
-		// refuses grpcs:// with variables (proxy.Check).
-		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" && gp.Upstream != nil {
-			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, gp.Upstream.Name); err != nil {
+		if gp := loc.GRPCPass; gp != nil && gp.Scheme == "grpcs" {
+			host := "" // named per call by variables
+			if gp.Upstream != nil {
+				host = gp.Upstream.Name
+			}
+			if _, err := tlsconf.NewUpstream(&loc.Settings.GRPC, host); err != nil {
 				return tlsDiagnostic(err, gp.Pos)
 			}
 		}

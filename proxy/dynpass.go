@@ -9,6 +9,7 @@ import (
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/proxy/route"
+	"github.com/gproxy/gproxy/tlsconf"
 	"github.com/gproxy/gproxy/upstream"
 )
 
@@ -39,38 +40,53 @@ func (rc *running) groupFor(gp *config.GRPCPass, tbl *route.Table, r *route.Requ
 		return rc.passGroups[gp], "", nil
 	}
 	target := tbl.Expand(gp.Target, r)
+	var named *config.Upstream
 	if h := rc.cfg.HTTP; h != nil {
-		if u := h.UpstreamByName[target]; u != nil {
-			return rc.groups[groupKey{u: u}], target, nil
+		if named = h.UpstreamByName[target]; named != nil && gp.Scheme != "grpcs" {
+			return rc.groups[groupKey{u: named}], target, nil
 		}
 	}
-	if !isAddress(target) {
+	if named == nil && !isAddress(target) {
 		// nginx resolves a name at run time only with a resolver; gproxy
 		// does not resolve names named by variables yet.
 		return nil, target, errNoResolver
 	}
+	key := gp.Scheme + " " + target
 	rc.dyn.mu.Lock()
 	defer rc.dyn.mu.Unlock()
-	if g := rc.dyn.byAddr[target]; g != nil {
+	if g := rc.dyn.byAddr[key]; g != nil {
 		return g, target, nil
 	}
 	if len(rc.dyn.byAddr) >= maxDynamicGroups {
 		return nil, target, errTooManyTargets
 	}
-	u := &config.Upstream{
-		Name: target, Implicit: true,
-		KeepaliveTime: time.Hour, KeepaliveTimeout: 60 * time.Second, KeepaliveRequests: 1000,
-		Servers: []config.UpstreamServer{{Address: target, Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}},
-		Pos:     gp.Pos,
+	u := named
+	if u == nil {
+		u = &config.Upstream{
+			Name: target, Implicit: true,
+			KeepaliveTime: time.Hour, KeepaliveTimeout: 60 * time.Second, KeepaliveRequests: 1000,
+			Servers: []config.UpstreamServer{{Address: target, Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}},
+			Pos:     gp.Pos,
+		}
 	}
-	g, err := upstream.NewGroup(u, rc.pools, upstream.GroupOptions{})
+	var opts upstream.GroupOptions
+	if gp.Scheme == "grpcs" {
+		// grpcs:// with variables: the TLS client is made per target,
+		// whose host is the default grpc_ssl_name.
+		ut, err := tlsconf.NewUpstream(rc.passTLS[gp], target)
+		if err != nil {
+			return nil, target, err
+		}
+		opts.TLS, opts.TLSKey = ut.Config, ut.Key
+	}
+	g, err := upstream.NewGroup(u, rc.pools, opts)
 	if err != nil {
 		return nil, target, err
 	}
 	if rc.dyn.byAddr == nil {
 		rc.dyn.byAddr = map[string]*upstream.Group{}
 	}
-	rc.dyn.byAddr[target] = g
+	rc.dyn.byAddr[key] = g
 	return g, target, nil
 }
 

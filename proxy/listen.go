@@ -187,6 +187,11 @@ func listenOn(l *route.Listener, inherited *os.File) (*listener, error) {
 		ln, err = lc.Listen(context.Background(), l.Network, l.Address)
 	}
 	if err != nil {
+		// nginx's words: bind() to 127.0.0.1:81 failed (13: Permission denied)
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s() to %s failed %s", se.Syscall, display, errlog.Errno(se.Err))
+		}
 		return nil, err
 	}
 	// Go listens with the kernel's somaxconn; nginx with backlog= or 511.

@@ -10,7 +10,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -77,8 +76,11 @@ type running struct {
 	tlsConfigs map[tlsKey]*tls.Config
 	// passGroups maps each grpc_pass without variables to its group.
 	passGroups map[*config.GRPCPass]*upstream.Group
-	pools      *upstream.Set // for groups made at run time (dynpass.go)
-	dyn        dynamicGroups
+	// passTLS holds the grpc_ssl_* settings of each grpcs:// pass with
+	// variables, whose TLS is set up per target (dynpass.go).
+	passTLS map[*config.GRPCPass]*config.GRPCSettings
+	pools   *upstream.Set // for groups made at run time (dynpass.go)
+	dyn     dynamicGroups
 }
 
 // locRun is the running state of one location.
@@ -137,6 +139,7 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 		cfg:        cfg,
 		groups:     make(map[groupKey]*upstream.Group),
 		passGroups: make(map[*config.GRPCPass]*upstream.Group),
+		passTLS:    make(map[*config.GRPCPass]*config.GRPCSettings),
 		listeners:  make(map[string]*route.Listener),
 		locs:       make(map[*config.Location]locRun),
 		servers:    make(map[*config.Server]*accesslog.Logger),
@@ -205,6 +208,8 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 			for _, gp := range locationPasses(l) {
 				if gp.Upstream != nil {
 					rc.passGroups[gp] = rc.groups[groupKeyOf(l, gp)]
+				} else if gp.Scheme == "grpcs" {
+					rc.passTLS[gp] = &l.Settings.GRPC
 				}
 			}
 			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
@@ -255,7 +260,11 @@ func groupOptions(h *config.HTTP) (opts map[groupKey]*upstream.GroupOptions, ord
 			for _, gp := range locationPasses(l) {
 				if gp.Upstream == nil {
 					if gp.Scheme == "grpcs" {
-						return fmt.Errorf("grpcs:// with variables in \"grpc_pass\" is not supported by gproxy in %s:%d", gp.Pos.File, gp.Pos.Line)
+						// Loaded again per target at run time
+						// (dynpass.go); checked here.
+						if _, err := tlsconf.NewUpstream(&l.Settings.GRPC, ""); err != nil {
+							return err
+						}
 					}
 					continue // resolved per call (dynpass.go)
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -165,6 +166,19 @@ func TestRunUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "logs reopened", func() bool { return fileContains(prefix+"logs/error.log", "logs reopened") })
+	// A reload that needs a new privileged port cannot bind it any more:
+	// refused, with bind()'s reason, and the running listener serves on.
+	writeFile(t, conf, directive+strings.Replace(runConf("daemon off;", port, ""),
+		fmt.Sprintf("listen 127.0.0.1:%d http2;", port), fmt.Sprintf("listen 127.0.0.1:%d http2; listen 127.0.0.1:81 http2;", port), 1))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reload", func() bool {
+		return fileContains(prefix+"logs/error.log", "reload failed, keeping the running configuration: bind() to 127.0.0.1:81 failed (13: Permission denied)")
+	})
+	if !accepts(port) {
+		t.Error("the running listener stopped after the refused reload")
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

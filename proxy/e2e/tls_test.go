@@ -373,3 +373,29 @@ server {
 		t.Errorf("SNI sent upstream %q, want localhost", got)
 	}
 }
+
+// TestUpstreamTLSWithVariables: grpc_pass grpcs:// with a variable target
+// makes its TLS client per target.
+func TestUpstreamTLSWithVariables(t *testing.T) {
+	if *proxyFlag != "gproxy" {
+		t.Skip("nginx needs a resolver for a variable target")
+	}
+	p := newPKI(t)
+	bs := p.startTLSBackends(t, 1)
+	addr := freeAddr(t)
+	startProxy(t, fmt.Sprintf(`
+server {
+    listen %s http2;
+    location / {
+        grpc_pass grpcs://$http_x_target;
+        grpc_ssl_verify on;
+        grpc_ssl_name localhost;
+        grpc_ssl_trusted_certificate %s;
+    }
+}
+`, addr, p.caPath))
+	ctx := metadata.AppendToOutgoingContext(testCtx(t, 10*time.Second), "x-target", bs[0].addr)
+	if _, err := client(t, addr).EmptyCall(ctx, &testpb.Empty{}); err != nil {
+		t.Fatalf("call to grpcs://$http_x_target: %v", err)
+	}
+}
