@@ -182,9 +182,18 @@ func TestCheckerFollowsServer(t *testing.T) {
 	}
 	c.Start()
 	defer c.Stop()
-	time.Sleep(100 * time.Millisecond)
-	if h, checked := c.Healthy(1); !h || !checked {
-		t.Fatalf("healthy server: healthy %v checked %v", h, checked)
+	// The first check runs at once (a loaded machine may take a while).
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h, checked := c.Healthy(1)
+		if checked {
+			if !h {
+				t.Fatal("healthy server found unhealthy")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no check of the healthy server within 2s")
+		}
 	}
 
 	b.srv.Stop()
