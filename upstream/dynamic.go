@@ -332,6 +332,14 @@ func (s *Set) rememberHealthOnce(group, addr string, ok bool) {
 	}
 }
 
+// forgetHealth drops what was remembered of a peer that left its group.
+func (s *Set) forgetHealth(group, addr string) {
+	m := &s.health
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.ok, group+" "+addr)
+}
+
 func (s *Set) healthyBefore(group, addr string) bool {
 	m := &s.health
 	m.mu.Lock()

@@ -394,8 +394,8 @@ func (g *Group) Eject(p *Peer, until time.Time) {
 // or "unix"), as a DNS re-resolution found them. Peers whose address
 // remains are kept with their state and connections; new ones start
 // healthy; peers that leave are marked removed and picked no more, while
-// their streams in flight finish (their idle connections close after
-// keepalive_timeout).
+// their streams in flight finish, then their pool's connections close
+// (Set.release).
 func (g *Group) SetPeers(sv *config.UpstreamServer, network string, addrs []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -406,8 +406,8 @@ func (g *Group) SetPeers(sv *config.UpstreamServer, network string, addrs []stri
 		}
 		if p.Network == network && slices.Contains(addrs, p.Addr) {
 			keep[p.Addr] = p
-		} else {
-			p.removed.Store(true)
+		} else if !p.removed.Swap(true) {
+			g.set.release(p.Pool, g.Name)
 		}
 	}
 	var out []*Peer

@@ -112,7 +112,32 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		s.pools[k] = p
 	}
 	p.gen = s.gen
+	p.refs++
 	return p
+}
+
+// release is called when DNS re-resolution removes a peer of p: once no
+// peer of any group holds p, it leaves the set and drains (its streams in
+// flight finish, then its connections close), and the health remembered
+// for the address is forgotten, so a set that follows a churning name
+// (pods coming and going behind a headless Service) does not grow with
+// every address it ever saw. Pools a reload stopped naming are drained by
+// DrainUnused instead.
+func (s *Set) release(p *Pool, group string) {
+	s.mu.Lock()
+	p.refs--
+	if p.refs > 0 {
+		s.mu.Unlock()
+		return
+	}
+	for k, q := range s.pools {
+		if q == p {
+			delete(s.pools, k)
+		}
+	}
+	s.mu.Unlock()
+	s.forgetHealth(group, p.addr)
+	p.Drain()
 }
 
 // NewGeneration starts a configuration build: pools asked for from now on
@@ -197,6 +222,7 @@ type Pool struct {
 	dial          DialFunc
 	lim           h2.Limits
 	keepalive     bool          // grpc_socket_keepalive
+	refs          int           // peers holding the pool (Set.mu); see Set.release
 	maxAge        time.Duration // upstream keepalive_time: no new streams on an older connection
 
 	mu      sync.Mutex

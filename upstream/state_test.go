@@ -3,6 +3,7 @@ package upstream
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,39 @@ func TestFailureBurstRebuildsOnce(t *testing.T) {
 	clk.advance(400 * time.Millisecond)
 	if got := seq(t, g, &StreamInfo{Start: clk.now()}, 3); !strings.Contains(got, "a") {
 		t.Fatalf("after fail_timeout: %s, want a probed", got)
+	}
+}
+
+// TestSetPeersReleasesPools: a name whose addresses keep changing (pods of
+// a headless Service) leaves no pool or remembered health behind for the
+// addresses that are gone; the pool of a removed peer drains, and an
+// address that comes back gets a fresh pool.
+func TestSetPeersReleasesPools(t *testing.T) {
+	g, _ := healthGroup(t, 1, time.Second, 1)
+	sv := g.Peers()[0].Server
+	first := g.Peers()[0].Pool
+	for i := range 1000 {
+		addr := "10.1." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250) + ":1"
+		g.SetPeers(sv, "tcp", []string{addr})
+		g.set.rememberHealth(g.Name, addr, true)
+	}
+	g.set.mu.Lock()
+	pools := len(g.set.pools)
+	g.set.mu.Unlock()
+	g.set.health.mu.Lock()
+	remembered := len(g.set.health.ok)
+	g.set.health.mu.Unlock()
+	if pools != 1 || remembered != 1 {
+		t.Fatalf("after 1,000 address changes: %d pools, %d remembered peers; want 1 and 1", pools, remembered)
+	}
+	first.mu.Lock()
+	closed := first.closed
+	first.mu.Unlock()
+	if !closed {
+		t.Fatal("the pool of the first, removed peer was not drained")
+	}
+	g.SetPeers(sv, "tcp", []string{"10.0.0.1:1"})
+	if p := g.Peers()[0].Pool; p == first {
+		t.Fatal("an address that came back reused a drained pool")
 	}
 }
