@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"github.com/gproxy/gproxy/parser/syserr"
 	"net/netip"
 	"os"
 	"strings"
@@ -159,7 +160,7 @@ func setAuthBasicUserFile(l *loader, b *block, n *lex.Node) error {
 	path := l.confPath(n.Args[0])
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return l.errf(n, "%s", openError(path, err))
+		return l.errf(n, "%s", syserr.Open(path, err))
 	}
 	entries, err := htpasswd.Parse(data)
 	if err != nil {

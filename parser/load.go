@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gproxy/gproxy/parser/syserr"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -71,7 +71,7 @@ func Load(file string, opt Options) (*config.Config, []Diagnostic, error) {
 	}
 	data, err := os.ReadFile(abs)
 	if err != nil {
-		return nil, nil, &Diagnostic{Level: "emerg", Msg: openError(abs, err)}
+		return nil, nil, &Diagnostic{Level: "emerg", Msg: syserr.Open(abs, err)}
 	}
 	return LoadBytes(abs, data, opt)
 }
@@ -318,7 +318,7 @@ func (l *loader) include(b *block, n *lex.Node) error {
 	if !strings.ContainsAny(pat, "*?[") {
 		f, err := os.Open(pat)
 		if err != nil {
-			return l.errf(n, "%s", openError(pat, err))
+			return l.errf(n, "%s", syserr.Open(pat, err))
 		}
 		data, err := io.ReadAll(f)
 		f.Close()
@@ -329,7 +329,7 @@ func (l *loader) include(b *block, n *lex.Node) error {
 			if !errors.As(err, &errno) {
 				errno = syscall.EIO
 			}
-			return &Diagnostic{Level: "crit", Msg: fmt.Sprintf(`pread() "%s" failed (%d: %s)`, pat, int(errno), errnoText(errno))}
+			return &Diagnostic{Level: "crit", Msg: fmt.Sprintf(`pread() "%s" failed (%d: %s)`, pat, int(errno), syserr.Text(errno))}
 		}
 		return l.readFile(pat, data, b)
 	}
@@ -355,35 +355,13 @@ func (l *loader) include(b *block, n *lex.Node) error {
 		}
 		data, err := os.ReadFile(m)
 		if err != nil {
-			return l.errf(n, "%s", openError(m, err))
+			return l.errf(n, "%s", syserr.Open(m, err))
 		}
 		if err := l.readFile(m, data, b); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// openError is nginx's message for a file it cannot open.
-func openError(path string, err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return fmt.Sprintf(`open() "%s" failed (%d: %s)`, path, int(errno), errnoText(errno))
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Sprintf(`open() "%s" failed (2: No such file or directory)`, path)
-	}
-	return fmt.Sprintf(`open() "%s" failed (%v)`, path, err)
-}
-
-// errnoText spells errno as glibc's strerror does (Go's texts are lower
-// case).
-func errnoText(e syscall.Errno) string {
-	s := e.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // lookup resolves host, IP literals without asking anyone. Like the C

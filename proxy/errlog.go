@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"errors"
+	"github.com/gproxy/gproxy/parser/syserr"
 	"io"
 	"net"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/upstream"
@@ -129,21 +129,6 @@ func clientIP(a net.Addr) string {
 	return a.String()
 }
 
-// errnoText is " (N: Text)" as nginx appends a system error: the errno
-// and strerror's text (Go's, which is strerror's with a lower-case
-// start). "" when err carries no errno.
-func errnoText(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return ""
-	}
-	t := errno.Error()
-	if t != "" {
-		t = strings.ToUpper(t[:1]) + t[1:]
-	}
-	return " (" + strconv.Itoa(int(errno)) + ": " + t + ")"
-}
-
 // dialMessage is nginx's message and action for a failed connect. gproxy's
 // connect includes the HTTP/2 handshake (the server's SETTINGS): a
 // connection the server closes during it is, for nginx, one that closed
@@ -157,7 +142,7 @@ func dialMessage(err error) (msg, action string) {
 	if !errors.As(err, &op) || op.Op != "dial" {
 		return msgPrematureConn, actReadingHeader
 	}
-	if t := errnoText(err); t != "" {
+	if t := syserr.Suffix(err); t != "" {
 		return "connect() failed" + t, actConnecting
 	}
 	return "connect() failed: " + rootMessage(err), actConnecting
@@ -189,7 +174,7 @@ func streamMessage(err error, respStarted bool) (msg, ft string) {
 		if errors.As(se.Err, &ne) && ne.Timeout() {
 			return msgTimedOut, "timeout"
 		}
-		if t := errnoText(se.Err); t != "" {
+		if t := syserr.Suffix(se.Err); t != "" {
 			return "recv() failed" + t, "error"
 		}
 		return msgPrematureConn, "error"

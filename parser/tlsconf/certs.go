@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/gproxy/gproxy/parser/syserr"
 	"os"
 	"strings"
 
@@ -26,7 +27,7 @@ func readPasswords(path string, at config.Pos) ([][]byte, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, errAt(at, "%s", openError(path, err))
+		return nil, errAt(at, "%s", syserr.Open(path, err))
 	}
 	var out [][]byte
 	for _, line := range bytes.Split(data, []byte("\n")) {
@@ -49,7 +50,7 @@ func loadPair(cert, key string, certAt, keyAt config.Pos, passwords [][]byte) (t
 	var out tls.Certificate
 	data, err := os.ReadFile(cert)
 	if err != nil {
-		return out, errAt(certAt, "cannot load certificate \"%s\": %s", cert, openError(cert, err))
+		return out, errAt(certAt, "cannot load certificate \"%s\": %s", cert, syserr.Open(cert, err))
 	}
 	for rest := data; ; {
 		var b *pem.Block
@@ -90,7 +91,7 @@ func loadPair(cert, key string, certAt, keyAt config.Pos, passwords [][]byte) (t
 func loadKey(key string, at config.Pos, passwords [][]byte) (crypto.Signer, error) {
 	data, err := os.ReadFile(key)
 	if err != nil {
-		return nil, errAt(at, "cannot load certificate key \"%s\": %s", key, openError(key, err))
+		return nil, errAt(at, "cannot load certificate key \"%s\": %s", key, syserr.Open(key, err))
 	}
 	fail := func(reason string) error {
 		return errAt(at, "cannot load certificate key \"%s\": PEM_read_bio_PrivateKey() failed (%s)", key, reason)
@@ -181,7 +182,7 @@ func publicKeyMatches(pub any, pk crypto.Signer) bool {
 func loadCAs(pool *x509.CertPool, path string, at config.Pos) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return errAt(at, "SSL_CTX_load_verify_locations(\"%s\") failed (%s)", path, openError(path, err))
+		return errAt(at, "SSL_CTX_load_verify_locations(\"%s\") failed (%s)", path, syserr.Open(path, err))
 	}
 	n := 0
 	for rest := data; ; {
@@ -214,7 +215,7 @@ func loadCRL(path string, at config.Pos) (*crlSet, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, errAt(at, "X509_LOOKUP_load_file(\"%s\") failed (%s)", path, openError(path, err))
+		return nil, errAt(at, "X509_LOOKUP_load_file(\"%s\") failed (%s)", path, syserr.Open(path, err))
 	}
 	set := &crlSet{revoked: map[string]map[string]bool{}}
 	n := 0

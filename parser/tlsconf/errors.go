@@ -1,11 +1,8 @@
 package tlsconf
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
-	"syscall"
 
 	"github.com/gproxy/gproxy/parser/config"
 )
@@ -31,27 +28,4 @@ func (e *Error) Error() string {
 
 func errAt(p config.Pos, format string, a ...any) error {
 	return &Error{Msg: fmt.Sprintf(format, a...), Pos: p}
-}
-
-// openError is nginx's text for a file that cannot be opened:
-// `open() "/x" failed (2: No such file or directory)`.
-func openError(path string, err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return fmt.Sprintf(`open() "%s" failed (%d: %s)`, path, int(errno), errnoText(errno))
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Sprintf(`open() "%s" failed (2: No such file or directory)`, path)
-	}
-	return fmt.Sprintf(`open() "%s" failed (%v)`, path, err)
-}
-
-// errnoText is strerror(3)'s text, which starts with a capital letter
-// where Go's does not.
-func errnoText(e syscall.Errno) string {
-	s := e.Error()
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		s = string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
 }

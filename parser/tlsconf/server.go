@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"github.com/gproxy/gproxy/parser/syserr"
 	"os"
 	"time"
 
@@ -163,7 +164,7 @@ func checkDHParam(path string, at config.Pos) error {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return errAt(at, "BIO_new_file(\"%s\") failed (%s)", path, openError(path, err))
+		return errAt(at, "BIO_new_file(\"%s\") failed (%s)", path, syserr.Open(path, err))
 	}
 	for rest := data; ; {
 		var b *pem.Block
@@ -190,7 +191,7 @@ func setTicketKeys(c *tls.Config, s *config.SSLSettings) error {
 		at := posAt(s.Pos.SessionTicketKeys, i)
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return errAt(at, "%s", openError(f, err))
+			return errAt(at, "%s", syserr.Open(f, err))
 		}
 		if len(data) != 48 && len(data) != 80 {
 			return errAt(at, "\"%s\" must be 48 or 80 bytes", f)

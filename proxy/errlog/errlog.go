@@ -13,11 +13,7 @@
 package errlog
 
 import (
-	"errors"
-	"fmt"
-	"syscall"
-	"unicode"
-	"unicode/utf8"
+	"github.com/gproxy/gproxy/parser/syserr"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -43,11 +39,8 @@ func Connection(id uint64) zap.Field { return zap.Uint64(ConnectionKey, id) }
 // "(2: No such file or directory)". An error without an errno is given in
 // parentheses as it is.
 func Errno(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return "(" + err.Error() + ")"
+	if p, ok := syserr.Paren(err); ok {
+		return p
 	}
-	text := errno.Error()
-	r, size := utf8.DecodeRuneInString(text)
-	return fmt.Sprintf("(%d: %c%s)", int(errno), unicode.ToUpper(r), text[size:])
+	return "(" + err.Error() + ")"
 }

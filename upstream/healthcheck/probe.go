@@ -17,12 +17,11 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"github.com/gproxy/gproxy/parser/syserr"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -89,7 +88,7 @@ func (p *Probe) Run(ctx context.Context) error {
 		if timedOut {
 			return &CheckError{msgTimedOut, actConnecting, err}
 		}
-		return &CheckError{"connect() failed" + errnoText(err), actConnecting, err}
+		return &CheckError{"connect() failed" + syserr.Suffix(err), actConnecting, err}
 	}
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, orDefault(p.ReadTimeout))
@@ -123,7 +122,7 @@ func (p *Probe) Run(ctx context.Context) error {
 		if rctx.Err() != nil {
 			return &CheckError{msgTimedOut, actReadingHeader, err}
 		}
-		return &CheckError{"upstream prematurely closed connection" + errnoText(err), actReadingHeader, err}
+		return &CheckError{"upstream prematurely closed connection" + syserr.Suffix(err), actReadingHeader, err}
 	}
 	defer res.Body.Close()
 	// One HealthCheckResponse is a few bytes; more is not a health server.
@@ -181,20 +180,6 @@ const (
 	actChecking      = "checking gRPC health"
 	msgTimedOut      = "upstream timed out (110: Connection timed out)"
 )
-
-// errnoText is nginx's " (ERRNO: strerror)" for a system error, "" for
-// others.
-func errnoText(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return ""
-	}
-	t := errno.Error()
-	if t != "" {
-		t = strings.ToUpper(t[:1]) + t[1:]
-	}
-	return " (" + strconv.Itoa(int(errno)) + ": " + t + ")"
-}
 
 func orDefault(d time.Duration) time.Duration {
 	if d <= 0 {
