@@ -66,9 +66,12 @@ type StreamHandler interface {
 // StreamError describes why a stream ended abnormally.
 type StreamError struct {
 	Code   http2.ErrCode
-	Remote bool  // the peer reset the stream or closed the connection
-	Conn   bool  // the whole connection ended
-	Err    error // underlying cause, if any
+	Remote bool // the peer reset the stream or closed the connection
+	// Conn: the whole connection ended. Code is then CANCEL, or
+	// REFUSED_STREAM when a server closed before its SETTINGS (Client
+	// role), having processed none of its streams.
+	Conn bool
+	Err  error // underlying cause, if any
 }
 
 func (e *StreamError) Error() string {
@@ -254,6 +257,16 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // frames right after its preface), with the protocol's initial window and
 // frame size.
 func (c *Conn) Ready() <-chan struct{} { return c.ready }
+
+// isReady reports whether Ready is closed.
+func (c *Conn) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // Serve sends our preface and SETTINGS, then reads and dispatches frames
 // until the connection ends. It returns the error that ended it.
@@ -1178,6 +1191,11 @@ func (c *Conn) shutdown(err error) {
 		c.nc.Close()
 	}
 	serr := &StreamError{Code: http2.ErrCodeCancel, Remote: true, Conn: true, Err: err}
+	if c.role == Client && !c.isReady() {
+		// The server closed before its preface (SETTINGS): it took no
+		// stream, as with a failed connect, so they may go elsewhere.
+		serr.Code = http2.ErrCodeRefusedStream
+	}
 	for _, s := range streams {
 		s.h.HandleReset(s, serr)
 	}

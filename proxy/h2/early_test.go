@@ -187,3 +187,53 @@ func TestClientOpensBeforeServerSettings(t *testing.T) {
 
 // appendStatus200 is an HPACK block holding :status 200 (static index 8).
 func appendStatus200(b []byte) []byte { return append(b, 0x88) }
+
+// resetHandler records how a Client-role stream ended.
+type resetHandler struct{ err chan error }
+
+func (h resetHandler) HandleHeaders(*Stream, *http2.MetaHeadersFrame) {}
+func (h resetHandler) HandleData(s *Stream, p []byte, _ bool)         { s.Credit(len(p)) }
+func (h resetHandler) HandleReset(_ *Stream, err error)               { h.err <- err }
+func (h resetHandler) HandleSent(*Stream, int)                        {}
+
+// TestClientServerClosesBeforeSettings: a server that closes before its
+// SETTINGS took none of the streams opened early: they end with
+// REFUSED_STREAM (so a proxy may send them elsewhere), as a failed
+// connect would.
+func TestClientServerClosesBeforeSettings(t *testing.T) {
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, len(ClientPreface))
+		io.ReadFull(nc, buf)
+		nc.Close()
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := NewConn(nc, nil, Client, DefaultLimits(), nopHandler{})
+	defer cc.Close()
+	go cc.Serve()
+	h := resetHandler{err: make(chan error, 1)}
+	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.err:
+		se, ok := err.(*StreamError)
+		if !ok || !se.Conn || !se.Remote || se.Code != http2.ErrCodeRefusedStream {
+			t.Fatalf("stream ended with %#v, want a connection close with REFUSED_STREAM", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream not reset")
+	}
+}
