@@ -155,7 +155,7 @@ func (c *call) commitLocked() {
 // backend did not process the stream (RFC 9113 section 8.7).
 func refused(err error) bool {
 	var se *h2.StreamError
-	return errors.As(err, &se) && se.Remote && !se.Conn && se.Code == http2.ErrCodeRefusedStream
+	return errors.As(err, &se) && se.Remote && se.Code == http2.ErrCodeRefusedStream
 }
 
 // nextUpstreamStatus maps a response :status to its grpc_next_upstream

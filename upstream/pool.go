@@ -229,6 +229,7 @@ type Pool struct {
 	conns   []*h2.Conn
 	retire  map[*h2.Conn]*time.Timer // keepalive_time timers of conns
 	dialing int
+	warming int // connections whose server has not sent SETTINGS yet
 	waiters []func(*h2.Conn, error)
 	closed  bool
 	gen     uint64 // see Set.gen
@@ -299,7 +300,9 @@ func (p *Pool) Open(fields []hpack.HeaderField, end bool, h h2.StreamHandler,
 		return nil
 	}
 	p.waiters = append(p.waiters, retry)
-	if p.dialing == 0 || len(p.waiters) > 64*p.dialing {
+	// A connection whose server has not sent SETTINGS yet takes its other
+	// streams once they arrive (see dialOne): wait for it, not a new dial.
+	if pending := p.dialing + p.warming; pending == 0 || len(p.waiters) > 64*pending {
 		p.dialing++
 		go p.dialOne(connectTimeout)
 	}
@@ -317,6 +320,7 @@ func (p *Pool) dialOne(timeout time.Duration) {
 
 	p.mu.Lock()
 	p.dialing--
+	warming := false
 	if err == nil {
 		if p.closed {
 			c.Close()
@@ -332,8 +336,40 @@ func (p *Pool) dialOne(timeout time.Duration) {
 				}
 				p.retire[c] = time.AfterFunc(p.maxAge, c.GoAway)
 			}
+			warming = !isReady(c)
 		}
 	}
+	if !warming {
+		ws := p.waiters
+		p.waiters = nil
+		p.mu.Unlock()
+		for _, w := range ws {
+			w(c, err)
+		}
+		return
+	}
+	// Until the server's SETTINGS arrive the connection takes one stream
+	// (RFC 9113 3.4 lets it go before them; some servers, nginx's test
+	// backend among them, send SETTINGS only after the first HEADERS).
+	// Hand it to waiters one at a time until one opens its stream (an
+	// abandoned call opens none); the rest wait for the SETTINGS.
+	p.warming++
+	for len(p.waiters) > 0 && c.CanOpen() && !isReady(c) {
+		w := p.waiters[0]
+		p.waiters[0] = nil
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		w(c, nil)
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+	<-c.Ready() // also closed when the connection ends
+	if cerr := c.Err(); cerr != nil {
+		err = &DialError{Addr: p.addr, Err: cerr}
+		c = nil
+	}
+	p.mu.Lock()
+	p.warming--
 	ws := p.waiters
 	p.waiters = nil
 	p.mu.Unlock()
@@ -342,8 +378,21 @@ func (p *Pool) dialOne(timeout time.Duration) {
 	}
 }
 
-// connect dials and waits for the server's SETTINGS, so its stream limit
-// is known before streams are opened.
+// isReady reports whether c's server has sent its SETTINGS (or c closed).
+func isReady(c *h2.Conn) bool {
+	select {
+	case <-c.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// connect dials and starts the connection, whose preface and SETTINGS are
+// then on their way: streams may open at once (see dialOne). The connect
+// timeout covers the dial (and TLS handshake), as grpc_connect_timeout does
+// in nginx; a server that never sends SETTINGS is bounded by the streams'
+// read timeouts and the connection's own (PING, idle).
 func (p *Pool) connect(ctx context.Context) (*h2.Conn, error) {
 	nc, err := p.dial(ctx, p.network, p.addr)
 	if err != nil {
@@ -351,16 +400,7 @@ func (p *Pool) connect(ctx context.Context) (*h2.Conn, error) {
 	}
 	c := h2.NewConn(nc, nil, h2.Client, p.lim, p)
 	go c.Serve()
-	select {
-	case <-c.Ready():
-		if err := c.Err(); err != nil {
-			return nil, &DialError{Addr: p.addr, Err: err}
-		}
-		return c, nil
-	case <-ctx.Done():
-		c.Close()
-		return nil, &DialError{Addr: p.addr, Timeout: true, Err: ctx.Err()}
-	}
+	return c, nil
 }
 
 // Conns returns the number of open connections (tests, status).

@@ -181,6 +181,22 @@ func open(t *testing.T, p *Pool, r *recorder) error {
 	}
 }
 
+// waitSettings waits until every pooled connection has the server's
+// SETTINGS.
+func waitSettings(t *testing.T, p *Pool) {
+	t.Helper()
+	p.mu.Lock()
+	conns := append([]*h2.Conn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, c := range conns {
+		select {
+		case <-c.Ready():
+		case <-time.After(5 * time.Second):
+			t.Fatal("no SETTINGS from the server")
+		}
+	}
+}
+
 func testPool(addr string) *Pool {
 	set := NewSet(nil, h2.DefaultLimits())
 	return set.pool(&config.Upstream{Name: "up"}, "tcp", addr, GroupOptions{})
@@ -237,6 +253,7 @@ func TestPoolTryOpen(t *testing.T) {
 	if err := open(t, p, r); err != nil {
 		t.Fatal(err)
 	}
+	waitSettings(t, p) // until they arrive the connection takes one stream
 	if s := p.TryOpen(fields, true, r); s == nil {
 		t.Fatal("TryOpen found no room on a connection with 1 of 2 streams")
 	}

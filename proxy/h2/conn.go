@@ -66,9 +66,12 @@ type StreamHandler interface {
 // StreamError describes why a stream ended abnormally.
 type StreamError struct {
 	Code   http2.ErrCode
-	Remote bool  // the peer reset the stream or closed the connection
-	Conn   bool  // the whole connection ended
-	Err    error // underlying cause, if any
+	Remote bool // the peer reset the stream or closed the connection
+	// Conn: the whole connection ended. Code is then CANCEL, or
+	// REFUSED_STREAM when a server closed before its SETTINGS (Client
+	// role), having processed none of its streams.
+	Conn bool
+	Err  error // underlying cause, if any
 }
 
 func (e *StreamError) Error() string {
@@ -190,7 +193,8 @@ type credit struct {
 
 // NewConn makes a connection over nc. For the Server role br may hold bytes
 // already read from nc (the client preface must have been consumed); pass
-// nil to read nc directly. Nothing is written or read until Serve.
+// nil to read nc directly. Nothing is written or read until Serve (or, for
+// a Client, OpenStream), and our preface and SETTINGS go first.
 func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler) *Conn {
 	lim = lim.withDefaults()
 	c := &Conn{
@@ -210,6 +214,10 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 	c.headerTick, c.bodyTick = c.idleSince, c.idleSince
 	if role == Client {
 		c.ready = make(chan struct{})
+		// Streams may open before the server's SETTINGS (RFC 9113 3.4),
+		// but its stream limit is unknown until then: one stream is
+		// safe, more could be refused.
+		c.peerMaxConc = 1
 	}
 	c.rd.c = c
 	c.pending = c.pendBuf[:0]
@@ -219,6 +227,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 	}
 	c.fr = c.newFramer(hpack.NewDecoder(4096, nil))
 	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.queuePreface()
 	return c
 }
 
@@ -243,8 +252,21 @@ const initialMaxFrameSize = 1 << 14
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // Ready is closed once the peer's first SETTINGS frame has arrived (Client
-// role), so its stream limit is known.
+// role), so its stream limit is known, or once the connection is closed.
+// Until then OpenStream takes one stream (RFC 9113 3.4 lets a client send
+// frames right after its preface), with the protocol's initial window and
+// frame size.
 func (c *Conn) Ready() <-chan struct{} { return c.ready }
+
+// isReady reports whether Ready is closed.
+func (c *Conn) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // Serve sends our preface and SETTINGS, then reads and dispatches frames
 // until the connection ends. It returns the error that ended it.
@@ -260,11 +282,21 @@ func (c *Conn) Serve() error {
 	return err
 }
 
-// start queues our preface and SETTINGS. It is kept out of Serve, whose
-// frame stays on the reader's stack for the connection's life.
+// start sends our preface and SETTINGS, queued by NewConn. It is kept out
+// of Serve, whose frame stays on the reader's stack for the connection's
+// life.
 //
 //go:noinline
 func (c *Conn) start() {
+	c.mu.Lock()
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+// queuePreface queues our preface and SETTINGS, first in the output: a
+// Client may open a stream as soon as Serve is started, before the Serve
+// goroutine runs.
+func (c *Conn) queuePreface() {
 	c.mu.Lock()
 	if c.role == Client {
 		c.out = append(c.outBuf(), ClientPreface...)
@@ -284,7 +316,6 @@ func (c *Conn) start() {
 		c.out = appendWindowUpdate(c.outBuf(), 0, uint32(inc))
 		c.recvWindow += inc
 	}
-	c.kickLocked()
 	c.mu.Unlock()
 }
 
@@ -315,7 +346,11 @@ func (c *Conn) readLoop() error {
 		if f.Header().Length > bigFrameLen {
 			c.bigFrame = true
 		}
-		if !c.sawSetting {
+		if !c.sawSetting && c.role == Client {
+			// The server's preface is a SETTINGS frame (RFC 9113 3.4). A
+			// client's may be late: nginx serves one that sends frames
+			// before it (its own test client does), and so does gproxy,
+			// with the initial values standing until it arrives.
 			sf, ok := f.(*http2.SettingsFrame)
 			if !ok || sf.IsAck() {
 				return c.connError(http2.ErrCodeProtocol, errors.New("h2: first frame is not SETTINGS"))
@@ -551,6 +586,9 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	if c.overBacklogLocked() {
 		c.mu.Unlock()
 		return c.calm(errBacklog)
+	}
+	if !c.sawSetting && c.role == Client {
+		c.peerMaxConc = ^uint32(0) // the initial value: no limit unless set
 	}
 	var flowErr bool
 	var winDelta int64
@@ -1153,6 +1191,11 @@ func (c *Conn) shutdown(err error) {
 		c.nc.Close()
 	}
 	serr := &StreamError{Code: http2.ErrCodeCancel, Remote: true, Conn: true, Err: err}
+	if c.role == Client && !c.isReady() {
+		// The server closed before its preface (SETTINGS): it took no
+		// stream, as with a failed connect, so they may go elsewhere.
+		serr.Code = http2.ErrCodeRefusedStream
+	}
 	for _, s := range streams {
 		s.h.HandleReset(s, serr)
 	}

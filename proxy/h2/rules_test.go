@@ -31,6 +31,13 @@ type rawClient struct {
 // sending settings in the client's SETTINGS.
 func newRaw(t *testing.T, lim Limits, h ConnHandler, settings ...http2.Setting) *rawClient {
 	t.Helper()
+	return startRaw(t, lim, h, true, settings...)
+}
+
+// startRaw is newRaw; withSettings false sends no SETTINGS after the
+// preface (and no ACK of the server's), as nginx's test client does.
+func startRaw(t *testing.T, lim Limits, h ConnHandler, withSettings bool, settings ...http2.Setting) *rawClient {
+	t.Helper()
 	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +71,9 @@ func newRaw(t *testing.T, lim Limits, h ConnHandler, settings ...http2.Setting) 
 	r.enc = hpack.NewEncoder(&r.hbuf)
 	t.Cleanup(func() { nc.Close() })
 	io.WriteString(nc, ClientPreface)
-	r.fr.WriteSettings(settings...)
+	if withSettings {
+		r.fr.WriteSettings(settings...)
+	}
 	r.srv = <-srvc
 	if r.srv == nil {
 		t.Fatal("server did not start")
@@ -74,7 +83,9 @@ func newRaw(t *testing.T, lim Limits, h ConnHandler, settings ...http2.Setting) 
 		sf, ok := f.(*http2.SettingsFrame)
 		return ok && !sf.IsAck()
 	})
-	r.fr.WriteSettingsAck()
+	if withSettings {
+		r.fr.WriteSettingsAck()
+	}
 	return r
 }
 
