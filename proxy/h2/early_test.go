@@ -206,6 +206,10 @@ func TestClientServerClosesBeforeSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// The server closes only once the stream is open: closing at once
+	// could beat OpenStream, which then (rightly) finds the connection
+	// closed.
+	opened := make(chan struct{})
 	go func() {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -214,6 +218,10 @@ func TestClientServerClosesBeforeSettings(t *testing.T) {
 		nc.SetDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, len(ClientPreface))
 		io.ReadFull(nc, buf)
+		select {
+		case <-opened:
+		case <-time.After(5 * time.Second):
+		}
 		nc.Close()
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
@@ -227,6 +235,7 @@ func TestClientServerClosesBeforeSettings(t *testing.T) {
 	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
 		t.Fatal(err)
 	}
+	close(opened)
 	select {
 	case err := <-h.err:
 		se, ok := err.(*StreamError)
