@@ -1,7 +1,6 @@
 package parser
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
@@ -293,18 +292,5 @@ func setLimitConn(l *loader, b *block, n *lex.Node) error {
 // statusSetting is ngx_conf_set_num_slot with nginx's 400..599 bounds of
 // limit_req_status and limit_conn_status.
 func statusSetting(f func(s *config.Settings, v int)) setter {
-	return func(l *loader, b *block, n *lex.Node) error {
-		if err := l.once(b, n); err != nil {
-			return err
-		}
-		v, ok := parseNum(n.Args[0])
-		if !ok {
-			return l.dirErr(n, "invalid number")
-		}
-		if v < 400 || v > 599 {
-			return l.errf(n, "%s", fmt.Sprintf("value must be between %d and %d", 400, 599))
-		}
-		b.set(n.Name, func(s *config.Settings) { f(s, v) })
-		return nil
-	}
+	return numSettingIn(400, 599, f)
 }

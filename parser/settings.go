@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"math"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ func timeSetting(secOnly bool, f func(s *config.Settings, v time.Duration)) sett
 }
 
 func numSetting(f func(s *config.Settings, v int)) setter {
+	return numSettingIn(0, math.MaxInt, f)
+}
+
+// numSettingIn is ngx_conf_set_num_slot with bounds (nginx's
+// ngx_conf_check_num_bounds): a number outside [lo, hi] is an error.
+func numSettingIn(lo, hi int, f func(s *config.Settings, v int)) setter {
 	return func(l *loader, b *block, n *lex.Node) error {
 		if err := l.once(b, n); err != nil {
 			return err
@@ -57,6 +64,9 @@ func numSetting(f func(s *config.Settings, v int)) setter {
 		v, ok := parseNum(n.Args[0])
 		if !ok {
 			return l.dirErr(n, "invalid number")
+		}
+		if v < lo || v > hi {
+			return l.errf(n, "value must be between %d and %d", lo, hi)
 		}
 		b.set(n.Name, func(s *config.Settings) { f(s, v) })
 		return nil

@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,57 +91,10 @@ func (b *funcBackend) count() int {
 // handshake, then closes the connection (cleanly: FIN, then it drains
 // what the proxy still sends) when a request's HEADERS arrive.
 func startCloser(t *testing.T) string {
-	t.Helper()
-	ln, err := nettest.Listen("tcp", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				nc.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(nc)
-				if _, err := io.ReadFull(br, make([]byte, len(http2.ClientPreface))); err != nil {
-					return
-				}
-				fr := http2.NewFramer(nc, br)
-				if fr.WriteSettings() != nil {
-					return
-				}
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
-							fr.WriteSettingsAck()
-						}
-					case *http2.HeadersFrame:
-						// Half-close and drain, so that the
-						// proxy reads an orderly end (FIN), never
-						// a reset for unread bytes.
-						nc.(*net.TCPConn).CloseWrite()
-						io.Copy(io.Discard, br)
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return serveRaw(t, func(_ *rawWriter, f http2.Frame) bool {
+		_, headers := f.(*http2.HeadersFrame)
+		return !headers
+	})
 }
 
 // siteConf is a server example.com on port passing to upstream backends

@@ -48,6 +48,27 @@ func (w *rawWriter) headers(id uint32, end bool, kv ...string) error {
 // the END_STREAM of each request; when answer returns false the server
 // closes the connection cleanly (FIN, then it drains what comes).
 func startRawServer(t *testing.T, answer func(w *rawWriter, id uint32) bool) string {
+	return serveRaw(t, func(w *rawWriter, f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.HeadersFrame:
+			if f.StreamEnded() {
+				return answer(w, f.StreamID)
+			}
+		case *http2.DataFrame:
+			if f.StreamEnded() {
+				return answer(w, f.StreamID)
+			}
+		}
+		return true
+	})
+}
+
+// serveRaw is an HTTP/2 server on 127.0.0.1 that does the handshake
+// (SETTINGS and their ACKs) and hands every other frame to onFrame; when
+// onFrame returns false it closes the connection cleanly: half-close and
+// drain, so the proxy reads an orderly end (FIN), never a reset for
+// unread bytes.
+func serveRaw(t *testing.T, onFrame func(w *rawWriter, f http2.Frame) bool) string {
 	t.Helper()
 	ln, err := nettest.Listen("tcp", "127.0.0.1")
 	if err != nil {
@@ -81,22 +102,13 @@ func startRawServer(t *testing.T, answer func(w *rawWriter, id uint32) bool) str
 					if err != nil {
 						return
 					}
-					var id uint32
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
+					if sf, ok := f.(*http2.SettingsFrame); ok {
+						if !sf.IsAck() {
 							w.fr.WriteSettingsAck()
 						}
-					case *http2.HeadersFrame:
-						if f.StreamEnded() {
-							id = f.StreamID
-						}
-					case *http2.DataFrame:
-						if f.StreamEnded() {
-							id = f.StreamID
-						}
+						continue
 					}
-					if id != 0 && !answer(w, id) {
+					if !onFrame(w, f) {
 						nc.(*net.TCPConn).CloseWrite()
 						io.Copy(io.Discard, br)
 						return
