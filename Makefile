@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build test vet fmt-check fuzz attacks demo bench bench-tls e2e h2spec clean install
+.PHONY: all build test vet fmt-check fuzz attacks idle-rss demo bench bench-tls e2e h2spec clean install
 
 all: build
 
@@ -46,6 +46,10 @@ attacks:
 	@for p in gproxy-process nginx haproxy; do \
 	  $(GO) test -count=1 -timeout 5m -v -run 'TestAttacks' ./proxy/e2e/ -args -e2e.proxy=$$p | grep 'ATTACK-ROW'; \
 	done
+
+## idle-rss: RSS per idle client connection (one gRPC call each, 2,000 connections) of the gproxy binary, nginx and HAProxy
+idle-rss:
+	$(GO) test -count=1 -timeout 5m -v -run 'TestIdleRSS' ./proxy/e2e/ -args -e2e.idlerss=gproxy-process,nginx,haproxy | grep 'IDLE-ROW'
 
 ## bench: gproxy vs nginx vs HAProxy on loopback, cleartext then TLS, about 3 minutes; tables in bench-out/
 bench:

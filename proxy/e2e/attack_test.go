@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -149,21 +148,5 @@ func TestAttacks(t *testing.T) {
 // haproxy.
 func attackSite(t *testing.T, be *backend) (string, *proxyInstance) {
 	t.Helper()
-	switch *proxyFlag {
-	case "gproxy-process":
-		addr := freeAddr(t)
-		return addr, startGproxyProcess(t, upstreamBlock("backends", []*backend{be})+fmt.Sprintf(`
-server {
-    listen %s http2;
-    client_max_body_size 0;
-    location / {
-        grpc_pass grpc://backends;
-    }
-}
-`, addr))
-	case "haproxy":
-		addr := freeAddr(t)
-		return addr, startHAProxy(t, addr, []string{be.addr}, haproxyMaxconn())
-	}
-	return grpcSite(t, []*backend{be})
+	return proxySite(t, *proxyFlag, be)
 }
