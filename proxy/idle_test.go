@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/gproxy/gproxy/examples/h2attack"
 )
 
 var (
@@ -43,20 +46,22 @@ func TestIdleConnMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens thousands of connections")
 	}
-	for _, warm := range []bool{false, true} {
-		name := "handshake only"
-		if warm {
-			name = "after one request"
-		}
+	if *idleProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation, for a per-connection breakdown
+		defer func() { runtime.MemProfileRate = 512 << 10 }()
+	}
+	be := startBackend(t)
+	for _, warm := range []string{"", "healthz", "grpc"} {
+		name := map[string]string{"": "handshake only", "healthz": "after one request", "grpc": "after one gRPC call"}[warm]
 		t.Run(name, func(t *testing.T) {
 			port := freePort(t)
-			s := startProxy(t, strings.Replace(articleConf(port, "127.0.0.1:1"), "worker_connections 1024", "worker_connections 100000", 1))
+			s := startProxy(t, strings.Replace(articleConf(port, be.addr), "worker_connections 1024", "worker_connections 100000", 1))
 			addr := s.Addrs()[0].String()
 
 			before := memNow()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientHelper$")
 			cmd.Env = append(os.Environ(), "GPROXY_IDLE_ADDR="+addr,
-				"GPROXY_IDLE_N="+strconv.Itoa(*idleConns), "GPROXY_IDLE_WARM="+strconv.FormatBool(warm))
+				"GPROXY_IDLE_N="+strconv.Itoa(*idleConns), "GPROXY_IDLE_WARM="+warm)
 			stdin, err := cmd.StdinPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -95,7 +100,9 @@ func TestIdleConnMemory(t *testing.T) {
 				cmd.Process.Kill()
 				t.Fatalf("helper not ready in time\n%s", stderr.String())
 			}
-			time.Sleep(200 * time.Millisecond) // let the server finish the handshakes' writes
+			// Let the server finish the handshakes' writes and the codec see the
+			// connections idle (h2.idleKick).
+			time.Sleep(1500 * time.Millisecond)
 			after := memNow()
 			if *idleProfile != "" {
 				writeHeapProfile(t, *idleProfile+"."+strings.ReplaceAll(name, " ", "-"))
@@ -115,6 +122,7 @@ func TestIdleConnMemory(t *testing.T) {
 }
 
 func writeHeapProfile(t *testing.T, path string) {
+	runtime.GC() // the profile lags a cycle behind: publish memNow's frees
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +168,18 @@ func TestIdleClientHelper(t *testing.T) {
 		t.Skip("helper process for TestIdleConnMemory")
 	}
 	n, _ := strconv.Atoi(os.Getenv("GPROXY_IDLE_N"))
-	warm := os.Getenv("GPROXY_IDLE_WARM") == "true"
+	warm := os.Getenv("GPROXY_IDLE_WARM")
+	if warm == "grpc" {
+		closeAll, err := h2attack.IdleAfterCall(context.Background(), addr, n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer closeAll()
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		return
+	}
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -174,7 +193,7 @@ func TestIdleClientHelper(t *testing.T) {
 			os.Exit(1)
 		}
 		conns = append(conns, c)
-		if err := idleHandshake(c, warm); err != nil {
+		if err := idleHandshake(c, warm == "healthz"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -256,10 +256,13 @@ const sniffTimeout = 60 * time.Second
 // the connection and decides whether an idle connection's stack can shrink
 // to 4 KiB: sniffing and setting up happen in calls that return first.
 func (s *Server) serveConn(ln *listener, nc net.Conn) {
-	defer s.wg.Done()
-	defer s.nconns.Add(-1)
 	ln.stats.active.Add(1)
-	defer ln.stats.active.Add(-1)
+	started := false // serveHTTP2 took over: connDone runs when it ends
+	defer func() {
+		if !started {
+			s.connDone(ln)
+		}
+	}()
 	// Until its preface is read the connection is idle for drainIdle:
 	// registered under the socket it was accepted as.
 	raw := nc
@@ -287,8 +290,15 @@ func (s *Server) serveConn(ln *listener, nc net.Conn) {
 	ok := s.sniffConn(ln, nc)
 	quiet()
 	if ok {
-		s.serveHTTP2(ln, nc)
+		started = s.serveHTTP2(ln, nc)
 	}
+}
+
+// connDone counts a client connection out once it has ended.
+func (s *Server) connDone(ln *listener) {
+	ln.stats.active.Add(-1)
+	s.nconns.Add(-1)
+	s.wg.Done()
 }
 
 // sniffConn reads the first bytes of nc and serves or closes it unless it
@@ -493,23 +503,24 @@ func replay(nc net.Conn, head []byte) net.Conn {
 	return &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(head), nc)}
 }
 
-// serveHTTP2 serves an HTTP/2 connection whose preface has been read; it
-// returns when the connection ends.
-func (s *Server) serveHTTP2(ln *listener, nc net.Conn) {
+// serveHTTP2 starts serving an HTTP/2 connection whose preface has been
+// read and reports whether it did; the codec's own goroutines serve it
+// from then on (this one, grown by the TLS handshake and sniffing, ends),
+// and connDone runs when the connection ends.
+func (s *Server) serveHTTP2(ln *listener, nc net.Conn) bool {
 	c := s.newClientConn(ln, nc)
 	if !s.track(c) {
 		nc.Close()
-		return
+		return false
 	}
-	defer s.untrack(c)
-	c.h2.Serve()
+	c.h2.Start(func(error) {
+		s.untrack(c)
+		s.connDone(ln)
+	})
+	return true
 }
 
-// newClientConn sets up the HTTP/2 side of a client connection. It is kept
-// out of serveHTTP2 because its frame is large (limits, settings) and
-// serveHTTP2's frame stays on the reader's stack for the connection's life.
-//
-//go:noinline
+// newClientConn sets up the HTTP/2 side of a client connection.
 func (s *Server) newClientConn(ln *listener, nc net.Conn) *clientConn {
 	rc := s.cur.Load()
 	lim := h2.DefaultLimits()

@@ -399,7 +399,7 @@ func (p *Pool) connect(ctx context.Context) (*h2.Conn, error) {
 		return nil, &DialError{Addr: p.addr, Timeout: ctx.Err() != nil, Err: err}
 	}
 	c := h2.NewConn(nc, nil, h2.Client, p.lim, p)
-	go c.Serve()
+	c.Start(nil)
 	return c, nil
 }
 

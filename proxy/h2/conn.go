@@ -120,6 +120,8 @@ type Conn struct {
 	newStreams int              // streams begun since the last socket read
 	payload    int64            // useful bytes in: DATA payload, request header lists
 	midFrame   bool             // part of a frame has been read (HeaderTimeout)
+	worked     bool             // this reader goroutine has handled frames (Start)
+	done       func(error)      // Start's
 	frames     uint64           // frames read
 	tickFrames uint64           // frames at the last HeaderTimeout tick
 	headerTick time.Time        // last HeaderTimeout check
@@ -166,9 +168,10 @@ type Conn struct {
 	peerInitWin  int32
 	peerMaxFrame uint32
 	peerMaxConc  uint32
-	pingOut      bool // we sent a liveness PING not yet answered
-	glitches     int  // see Limits.MaxGlitches
-	tooLarge     int  // header lists over MaxHeaderListSize
+	deadline     time.Time // the read deadline set last (guarded by mu)
+	pingOut      bool      // we sent a liveness PING not yet answered
+	glitches     int       // see Limits.MaxGlitches
+	tooLarge     int       // header lists over MaxHeaderListSize
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -183,6 +186,14 @@ var (
 	errGlitches = errors.New("h2: too many glitches (reset streams, rejected headers, empty frames)")
 	errFlood    = errors.New("h2: flood: too many frame bytes for the payload they carry")
 	errHPACK    = errors.New("h2: header lists over the limit again (HPACK bomb)")
+)
+
+// Reader signals, never returned by Serve: errHandedOver ends a reader
+// goroutine that handed reading to a fresh one; errGoIdle interrupts a
+// read begun while a stream was open once the connection is idle.
+var (
+	errHandedOver = errors.New("h2: reading handed over")
+	errGoIdle     = errors.New("h2: connection went idle")
 )
 
 type credit struct {
@@ -269,17 +280,46 @@ func (c *Conn) isReady() bool {
 }
 
 // Serve sends our preface and SETTINGS, then reads and dispatches frames
-// until the connection ends. It returns the error that ended it.
+// until the connection ends. It returns the error that ended it. Start
+// does the same without holding the caller.
 func (c *Conn) Serve() error {
+	done := make(chan error, 1)
+	c.Start(func(err error) { done <- err })
+	return <-done
+}
+
+// Start sends our preface and SETTINGS and serves the connection on
+// goroutines of its own, returning at once. done, if not nil, is called
+// with the error that ended the connection, after HandleClose.
+//
+// The reader does not keep one goroutine for the connection's life: each
+// time the connection goes idle (no stream open, no input pending) after
+// handling frames, reading moves to a fresh goroutine and the old one
+// exits. Handlers run on the reader and may grow its stack to several
+// KiB, which the runtime would otherwise keep for as long as the
+// connection waits; a fresh goroutine waits on a minimal stack.
+func (c *Conn) Start(done func(error)) {
+	c.done = done
 	c.start()
 	c.armReadDeadline(time.Now())
+	go c.run()
+}
+
+// run is the reader: it reads frames until the connection ends, then shuts
+// it down, or until it hands reading over to a fresh goroutine.
+func (c *Conn) run() {
 	err := c.readLoop()
+	if err == errHandedOver {
+		return
+	}
 	clear(c.pendBuf[:])
 	c.pending = nil
 	c.rd.r = c.rd.w // what is left unread is of no use now
 	c.rd.release()
 	c.shutdown(err)
-	return err
+	if c.done != nil {
+		c.done(err)
+	}
 }
 
 // start sends our preface and SETTINGS, queued by NewConn. It is kept out
@@ -326,13 +366,23 @@ func (c *Conn) readLoop() error {
 			c.flushPending()
 		}
 		if c.rd.drained() && c.ActiveStreams() == 0 {
+			if c.worked {
+				// This goroutine ran handlers: wait on a fresh one (Start).
+				c.worked = false
+				go c.run()
+				return errHandedOver
+			}
 			if err := c.waitIdle(); err != nil {
 				return err
 			}
 		}
 		f, err := c.fr.ReadFrame()
 		c.midFrame = false
+		if err == errGoIdle {
+			continue // the last stream ended while we waited for input
+		}
 		c.frames++
+		c.worked = true
 		if err != nil {
 			if err = c.readError(err); err != nil {
 				return err
@@ -1132,6 +1182,8 @@ func (c *Conn) removeLocked(s *Stream) {
 		if c.goAwaySent || c.goAwayRecv {
 			c.closeWhenDrained = true
 			c.kickLocked()
+		} else {
+			c.idleKickLocked(c.idleSince)
 		}
 	}
 }
@@ -1223,14 +1275,22 @@ func (c *Conn) Err() error {
 // readNet reads from the socket. It turns read deadlines into
 // keepalive_timeout and liveness PINGs without resetting a deadline per
 // frame: the deadline fires periodically and onReadTimeout decides.
-func (c *Conn) readNet(p []byte) (int, error) {
+// A read with mayIdle set returns errGoIdle if the deadline finds the
+// connection idle (see idleKick).
+func (c *Conn) readNet(p []byte, mayIdle bool) (int, error) {
 	for {
 		n, err := c.nc.Read(p)
 		if n > 0 || err == nil {
 			return n, err
 		}
 		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || !c.onReadTimeout() {
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		if mayIdle && c.goneIdle() {
+			return 0, errGoIdle
+		}
+		if !c.onReadTimeout() {
 			return n, err
 		}
 	}
@@ -1307,18 +1367,23 @@ func (c *Conn) armReadDeadline(now time.Time) {
 			d = t
 		}
 	}
-	if d == 0 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lingering.Load() {
 		return // closeDrained set the deadline
+	}
+	if d == 0 {
+		if !c.deadline.IsZero() { // an idleKick's
+			c.deadline = time.Time{}
+			c.nc.SetReadDeadline(c.deadline)
+		}
+		return
 	}
 	if c.active == 0 && c.lim.IdleTimeout > 0 {
 		if rest := c.lim.IdleTimeout - now.Sub(c.idleSince); rest > 0 && rest < d {
 			d = rest
 		}
 	}
-	c.nc.SetReadDeadline(now.Add(d))
+	c.deadline = now.Add(d)
+	c.nc.SetReadDeadline(c.deadline)
 }

@@ -3,6 +3,7 @@ package h2
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Input path. An idle connection should cost little more than its socket
@@ -65,11 +66,11 @@ func (b *reader) Read(p []byte) (int, error) {
 			b.borrow()
 		}
 		if len(p) >= len(b.buf) {
-			n, err := b.c.readNet(p) // a large payload goes straight to its place
+			n, err := b.c.readNet(p, false) // a large payload goes straight to its place
 			b.total += int64(n)
 			return n, err
 		}
-		n, err := b.c.readNet(b.buf)
+		n, err := b.c.readNet(b.buf, true)
 		b.total += int64(n)
 		b.c.newStreams = 0 // a new read batch
 		b.r, b.w = 0, n
@@ -96,6 +97,36 @@ func (b *reader) release() {
 	}
 }
 
+// idleKick is how long a Server-role connection may stay idle while its
+// reader waits in a read begun when a stream was open (holding a read
+// buffer, on a stack its handlers grew) before that read is interrupted
+// (errGoIdle) to wait again the idle way: fresh goroutine, no buffer.
+const idleKick = time.Second
+
+// idleKickLocked arms idleKick when the last stream ends. Streams end on
+// other goroutines (the response comes from upstream), usually while the
+// reader waits for input; the read deadline is what reaches it there.
+func (c *Conn) idleKickLocked(now time.Time) {
+	if c.role != Server || c.closed || c.lingering.Load() {
+		return
+	}
+	if t := now.Add(idleKick); c.deadline.IsZero() || t.Before(c.deadline) {
+		c.deadline = t
+		c.nc.SetReadDeadline(t)
+	}
+}
+
+// goneIdle reports, on the reader, after a read deadline, whether the
+// read was waiting at a frame boundary of a connection that has no open
+// stream: it should then stop and wait as idle connections do.
+func (c *Conn) goneIdle() bool {
+	if c.midFrame || c.ActiveStreams() > 0 || c.lingering.Load() {
+		return false
+	}
+	c.armReadDeadline(time.Now())
+	return true
+}
+
 // waitIdle waits, with no buffer borrowed, for the next bytes of an idle
 // connection. Called by the reader when no stream is open and nothing is
 // buffered.
@@ -108,7 +139,7 @@ func (c *Conn) waitIdle() error {
 		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
 		c.bigFrame = false
 	}
-	n, err := c.readNet(c.rd.small[:])
+	n, err := c.readNet(c.rd.small[:], false)
 	if n == 0 {
 		return err
 	}
