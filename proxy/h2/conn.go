@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -169,9 +170,20 @@ type Conn struct {
 	peerMaxFrame uint32
 	peerMaxConc  uint32
 	deadline     time.Time // the read deadline set last (guarded by mu)
-	pingOut      bool      // we sent a liveness PING not yet answered
-	glitches     int       // see Limits.MaxGlitches
-	tooLarge     int       // header lists over MaxHeaderListSize
+
+	// Parking (park.go): set by parkInit on plain sockets.
+	raw          syscall.RawConn
+	rawRead      func(fd uintptr) bool
+	rawBuf       []byte
+	rawN         int
+	rawErr       error
+	fd           int32
+	parked       bool // guarded by idlePoller.mu, as the next two
+	parkIdx      int  // in idlePoller.dl, or -1
+	parkDeadline time.Time
+	pingOut      bool // we sent a liveness PING not yet answered
+	glitches     int  // see Limits.MaxGlitches
+	tooLarge     int  // header lists over MaxHeaderListSize
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -236,6 +248,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		b, _ := br.Peek(br.Buffered())
 		c.rd.pre = append([]byte(nil), b...)
 	}
+	c.parkInit()
 	c.fr = c.newFramer(hpack.NewDecoder(4096, nil))
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.queuePreface()
@@ -366,8 +379,9 @@ func (c *Conn) readLoop() error {
 			c.flushPending()
 		}
 		if c.rd.drained() && c.ActiveStreams() == 0 {
-			if c.worked {
+			if c.worked && c.raw == nil {
 				// This goroutine ran handlers: wait on a fresh one (Start).
+				// (A socket that can be parked waits on none.)
 				c.worked = false
 				go c.run()
 				return errHandedOver
@@ -531,7 +545,7 @@ func (c *Conn) calm(err error) error {
 	}
 	c.mu.Unlock()
 	if stuck {
-		c.nc.Close()
+		c.closeSocket()
 		return err
 	}
 	return c.connError(http2.ErrCodeEnhanceYourCalm, err)
@@ -585,11 +599,26 @@ func (c *Conn) closeDrained() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		c.mu.Lock()
 		c.lingering.Store(true)
-		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		c.deadline = time.Now().Add(lingerTimeout)
+		c.nc.SetReadDeadline(c.deadline)
 		c.mu.Unlock()
+		if c.unparked() {
+			go c.run() // to linger, parked again under the new deadline
+		}
 		return
 	}
-	c.nc.Close()
+	c.closeSocket()
+}
+
+// closeSocket closes the socket; the reader sees it and shuts the
+// connection down.
+func (c *Conn) closeSocket() error {
+	parked := c.unparked()
+	err := c.nc.Close()
+	if parked {
+		go c.run()
+	}
+	return err
 }
 
 // streamProtocolError resets one stream for a stream-level protocol error
@@ -1213,7 +1242,7 @@ func (c *Conn) goAwayLocked(code http2.ErrCode) {
 
 // Close closes the connection at once; open streams get HandleReset.
 func (c *Conn) Close() error {
-	return c.nc.Close()
+	return c.closeSocket()
 }
 
 // shutdown runs when the reader stops: every stream is reset, then the

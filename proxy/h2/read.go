@@ -1,6 +1,8 @@
 package h2
 
 import (
+	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,15 +141,39 @@ func (c *Conn) waitIdle() error {
 		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
 		c.bigFrame = false
 	}
-	n, err := c.readNet(c.rd.small[:], false)
+	n, err := c.idleRead()
 	if n == 0 {
-		return err
+		return err // errHandedOver: c is no longer ours to touch
 	}
 	c.rd.total += int64(n)
 	c.newStreams = 0
 	c.rd.borrow()
 	c.rd.r, c.rd.w = 0, copy(c.rd.buf, c.rd.small[:n])
 	return nil
+}
+
+// idleRead reads the first bytes of an idle connection into rd.small. A
+// socket that can be parked is parked if nothing is there yet
+// (errHandedOver: the poller resumes the connection on a new goroutine).
+func (c *Conn) idleRead() (int, error) {
+	for c.raw != nil {
+		n, err := c.tryRead(c.rd.small[:])
+		var ne net.Error
+		switch {
+		case err == errWouldBlock:
+			if c.park() {
+				return 0, errHandedOver
+			}
+			return c.readNet(c.rd.small[:], false)
+		case errors.As(err, &ne) && ne.Timeout():
+			if !c.onReadTimeout() {
+				return 0, err
+			}
+		default:
+			return n, err
+		}
+	}
+	return c.readNet(c.rd.small[:], false)
 }
 
 // floodSlack is the frame overhead a connection may send beyond its

@@ -74,7 +74,7 @@ func (c *Conn) writeLoop() {
 			c.closed = true
 			c.writing = false
 			c.mu.Unlock()
-			c.nc.Close()
+			c.closeSocket()
 			return
 		}
 		// Swap buffers: appends go on into the spare (borrowed by outBuf
@@ -102,7 +102,7 @@ func (c *Conn) writeLoop() {
 				c.closeErr = err
 			}
 			c.mu.Unlock()
-			c.nc.Close() // the reader sees it and cleans up
+			c.closeSocket() // the reader sees it and cleans up
 			return
 		}
 		c.mu.Unlock()
