@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
@@ -28,12 +29,30 @@ type clientConn struct {
 	local    net.Addr
 	start    time.Time // when the connection was accepted (keepalive_time)
 	requests int
-	tls      *route.TLS    // nil on cleartext
-	req      route.Request // scratch, reused per stream (reader only)
-	ups      [1]route.UpstreamAttempt
-	key      []byte // scratch for the `hash` key of a stream
-	info     upstream.StreamInfo
-	draining bool // drainIdle sent GOAWAY (guarded by srv.mu)
+	tls      *route.TLS     // nil on cleartext
+	sc       *streamScratch // HandleStream's, borrowed for its duration
+	draining bool           // drainIdle sent GOAWAY (guarded by srv.mu)
+}
+
+// streamScratch is what HandleStream works in: through the route and
+// picker interfaces locals would escape, an allocation per stream. It is
+// pooled rather than kept per connection, so that an idle connection
+// holds none of it (nor the header fields it points to).
+type streamScratch struct {
+	req  route.Request
+	ups  [1]route.UpstreamAttempt
+	key  []byte // the `hash` key of a stream
+	info upstream.StreamInfo
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(streamScratch) }}
+
+// putScratch clears the connection's scratch and returns it to the pool.
+func (c *clientConn) putScratch() {
+	sc := c.sc
+	c.sc = nil
+	*sc = streamScratch{key: sc.key[:0]}
+	scratchPool.Put(sc)
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -71,10 +90,12 @@ func (c *clientConn) close()  { c.h2.Close() }
 func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.StreamHandler {
 	rc := c.srv.cur.Load()
 	now := time.Now()
+	c.sc = scratchPool.Get().(*streamScratch)
+	defer c.putScratch()
 	c.requests++
 	c.srv.stats.requests.Add(1)
 	c.ln.stats.streams.Add(1)
-	r := &c.req
+	r := &c.sc.req
 	*r = route.Request{
 		Method:       f.PseudoValue("method"),
 		Scheme:       "http",
@@ -168,11 +189,11 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 	}
 	// info is the connection's scratch: through the picker interface a
 	// local one would escape, an allocation per stream.
-	info := &c.info
+	info := &c.sc.info
 	*info = upstream.StreamInfo{Method: r.Method, Path: r.Path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: now}
 	if key := g.HashKey(); key != nil {
-		c.key = rc.table.AppendExpand(c.key[:0], *key, r)
-		info.Key = c.key
+		c.sc.key = rc.table.AppendExpand(c.sc.key[:0], *key, r)
+		info.Key = c.sc.key
 	}
 	peer, err := g.Pick(info)
 	if err != nil {
@@ -263,7 +284,7 @@ func (c *clientConn) checkKeepaliveTime(lst *route.Listener, now time.Time) {
 // from the connection's scratch request.
 func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, a *route.Action,
 	fields []hpack.HeaderField, body int) {
-	r := &c.req
+	r := &c.sc.req
 	r.End = time.Now()
 	r.Status = a.Code
 	r.ResponseHeaders = fields
@@ -278,7 +299,7 @@ func (c *clientConn) logAnswer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, 
 // and for a gRPC call $grpc_status the status sent.
 func (c *clientConn) logRefused(lg *accesslog.Logger, f *http2.MetaHeadersFrame, ar *access.Result,
 	fields []hpack.HeaderField, body int) {
-	r := &c.req
+	r := &c.sc.req
 	r.End = time.Now()
 	r.Status = ar.Status
 	r.ResponseHeaders = fields
@@ -295,7 +316,7 @@ func (c *clientConn) logRefused(lg *accesslog.Logger, f *http2.MetaHeadersFrame,
 // logNoPeer writes the access log line of a stream whose group had no
 // server to offer: $upstream_addr is the group's name, as in nginx.
 func (c *clientConn) logNoPeer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, group string, fields []hpack.HeaderField) {
-	r := &c.req
+	r := &c.sc.req
 	r.End = time.Now()
 	r.Status = http.StatusOK
 	r.ResponseHeaders = fields
@@ -303,8 +324,8 @@ func (c *clientConn) logNoPeer(lg *accesslog.Logger, f *http2.MetaHeadersFrame, 
 	r.RequestLength = fieldsSize(f.Fields)
 	r.GRPCStatus = grpcStatusText[codeUnavailable]
 	r.GRPCMessage = headerValue(fields, "grpc-message")
-	c.ups[0] = route.UpstreamAttempt{Addr: group, Status: http.StatusBadGateway, ConnectTime: -1}
-	r.Upstreams = c.ups[:1]
+	c.sc.ups[0] = route.UpstreamAttempt{Addr: group, Status: http.StatusBadGateway, ConnectTime: -1}
+	r.Upstreams = c.sc.ups[:1]
 	lg.Log(r)
 	r.Upstreams = nil
 }

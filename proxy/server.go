@@ -377,6 +377,7 @@ func (s *Server) Start() error {
 		s.wg.Add(1)
 		go s.acceptLoop(ln)
 	}
+	startMemoryTrim()
 	return nil
 }
 

@@ -109,8 +109,8 @@ type Conn struct {
 
 	// Reader goroutine only.
 	rd         reader
-	fr         *http2.Framer
-	bigFrame   bool // fr has read a frame whose payload it may still pin
+	fr         *http2.Framer // nil while idle (shed)
+	dec        *hpack.Decoder
 	gotFrame   bool // a frame arrived since the last read timeout
 	sawSetting bool // the peer's first SETTINGS arrived
 	// pending holds new streams not yet handed to HandleStream: while more
@@ -140,8 +140,9 @@ type Conn struct {
 	writing  bool // a writer goroutine is running
 	inflight int  // bytes the writer is writing now (see overBacklogLocked)
 	queue    []*Stream
-	credits  []credit // writer goroutine's scratch
-	enc      *hpack.Encoder
+	credits  []credit       // writer goroutine's scratch
+	enc      *hpack.Encoder // nil until needed (encoderLocked)
+	encUsed  bool           // an encoder was dropped (shed)
 	hbuf     bytes.Buffer
 	closed   bool
 	closeErr error
@@ -163,13 +164,14 @@ type Conn struct {
 	goAwayRecv   bool
 	goAwayLastID uint32 // Server: last stream id we process after GOAWAY
 
-	sendWindow   int64 // connection-level window the peer gave us
-	recvWindow   int64 // connection-level window we gave the peer
-	recvUnacked  int64
-	peerInitWin  int32
-	peerMaxFrame uint32
-	peerMaxConc  uint32
-	deadline     time.Time // the read deadline set last (guarded by mu)
+	sendWindow    int64 // connection-level window the peer gave us
+	recvWindow    int64 // connection-level window we gave the peer
+	recvUnacked   int64
+	peerInitWin   int32
+	peerMaxFrame  uint32
+	peerTableSize uint32 // SETTINGS_HEADER_TABLE_SIZE
+	peerMaxConc   uint32
+	deadline      time.Time // the read deadline set last (guarded by mu)
 
 	// Parking (park.go): set by parkInit on plain sockets.
 	raw          syscall.RawConn
@@ -221,18 +223,19 @@ type credit struct {
 func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler) *Conn {
 	lim = lim.withDefaults()
 	c := &Conn{
-		nc:           nc,
-		role:         role,
-		lim:          lim,
-		h:            h,
-		streams:      make(map[uint32]*Stream),
-		sendWindow:   65535,
-		recvWindow:   65535,
-		peerInitWin:  65535,
-		peerMaxFrame: 16384,
-		peerMaxConc:  ^uint32(0),
-		nextID:       1,
-		idleSince:    time.Now(),
+		nc:            nc,
+		role:          role,
+		lim:           lim,
+		h:             h,
+		streams:       make(map[uint32]*Stream),
+		sendWindow:    65535,
+		recvWindow:    65535,
+		peerInitWin:   65535,
+		peerMaxFrame:  16384,
+		peerTableSize: 4096,
+		peerMaxConc:   ^uint32(0),
+		nextID:        1,
+		idleSince:     time.Now(),
 	}
 	c.headerTick, c.bodyTick = c.idleSince, c.idleSince
 	if role == Client {
@@ -249,8 +252,8 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		c.rd.pre = append([]byte(nil), b...)
 	}
 	c.parkInit()
-	c.fr = c.newFramer(hpack.NewDecoder(4096, nil))
-	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.dec = hpack.NewDecoder(4096, nil)
+	c.fr = c.newFramer(c.dec)
 	c.queuePreface()
 	return c
 }
@@ -390,6 +393,9 @@ func (c *Conn) readLoop() error {
 				return err
 			}
 		}
+		if c.fr == nil {
+			c.fr = c.newFramer(c.dec) // shed dropped it
+		}
 		f, err := c.fr.ReadFrame()
 		c.midFrame = false
 		if err == errGoIdle {
@@ -407,9 +413,6 @@ func (c *Conn) readLoop() error {
 			continue // we are done with this connection: drop what comes
 		}
 		c.gotFrame = true
-		if f.Header().Length > bigFrameLen {
-			c.bigFrame = true
-		}
 		if !c.sawSetting && c.role == Client {
 			// The server's preface is a SETTINGS frame (RFC 9113 3.4). A
 			// client's may be late: nginx serves one that sends frames
@@ -692,7 +695,10 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxConcurrentStreams:
 			c.peerMaxConc = s.Val
 		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.peerTableSize = s.Val
+			if c.enc != nil {
+				c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			}
 		}
 		return nil
 	})
@@ -1182,6 +1188,9 @@ func (c *Conn) newStreamLocked(id uint32, h StreamHandler) *Stream {
 		sendWindow:    int64(c.peerInitWin),
 		recvWindow:    c.lim.StreamWindow,
 		contentLength: -1,
+	}
+	if c.streams == nil {
+		c.streams = make(map[uint32]*Stream)
 	}
 	c.streams[id] = s
 	c.active++

@@ -1,11 +1,14 @@
 package h2
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2/hpack"
 )
 
 // Input path. An idle connection should cost little more than its socket
@@ -15,11 +18,6 @@ import (
 // pooled buffer only when bytes arrive; the buffer goes back to the pool
 // the next time the connection is idle and drained. A busy connection keeps
 // its buffer, so the request path pays nothing extra.
-
-// bigFrameLen is the payload size above which the Framer is replaced when
-// the connection next goes idle: http2.Framer keeps its largest payload
-// buffer for good, up to 16 KiB per connection.
-const bigFrameLen = 1 << 10
 
 var readPool sync.Pool // of *[]byte
 
@@ -134,13 +132,7 @@ func (c *Conn) goneIdle() bool {
 // buffered.
 func (c *Conn) waitIdle() error {
 	c.rd.release()
-	if c.bigFrame {
-		// Only a new Framer lets go of the old one's payload buffer; the
-		// HPACK context moves over. Between ReadFrame calls a Framer holds
-		// no other state (header blocks are read whole).
-		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
-		c.bigFrame = false
-	}
+	c.shed()
 	n, err := c.idleRead()
 	if n == 0 {
 		return err // errHandedOver: c is no longer ours to touch
@@ -150,6 +142,45 @@ func (c *Conn) waitIdle() error {
 	c.rd.borrow()
 	c.rd.r, c.rd.w = 0, copy(c.rd.buf, c.rd.small[:n])
 	return nil
+}
+
+// shed lets go of what an idle connection can rebuild when it is busy
+// again: the Framer (its largest payload buffer, its last frame) and the
+// HPACK encoder with its dynamic table. The decoder's table is the peer's
+// to manage and stays; only the header list it last decoded is dropped.
+// Between ReadFrame calls a Framer holds no other state (header blocks
+// are read whole).
+func (c *Conn) shed() {
+	c.fr = nil
+	c.dec.SetEmitFunc(noEmit)
+	c.mu.Lock()
+	if c.active == 0 {
+		c.streams = nil // a map keeps its buckets; newStreamLocked makes one
+	}
+	if c.enc != nil {
+		c.enc = nil
+		c.hbuf = bytes.Buffer{}
+		c.encUsed = true
+	}
+	c.mu.Unlock()
+}
+
+func noEmit(hpack.HeaderField) {}
+
+// encoderLocked returns the HPACK encoder, making one if shed dropped it.
+// A new encoder first empties the peer's copy of the dynamic table (a
+// size update to 0, then back), since it does not know what the old one
+// put there (RFC 7541 4.2).
+func (c *Conn) encoderLocked() *hpack.Encoder {
+	if c.enc == nil {
+		c.enc = hpack.NewEncoder(&c.hbuf)
+		c.enc.SetMaxDynamicTableSizeLimit(c.peerTableSize)
+		if c.encUsed {
+			c.enc.SetMaxDynamicTableSize(0)
+			c.enc.SetMaxDynamicTableSize(min(c.peerTableSize, 4096))
+		}
+	}
+	return c.enc
 }
 
 // idleRead reads the first bytes of an idle connection into rd.small. A

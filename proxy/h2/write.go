@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -158,11 +159,8 @@ func (c *Conn) dropQueuedLocked(s *Stream) {
 		return
 	}
 	s.queued = false
-	for i, q := range c.queue {
-		if q == s {
-			c.queue = append(c.queue[:i], c.queue[i+1:]...)
-			break
-		}
+	if i := slices.Index(c.queue, s); i >= 0 {
+		c.queue = slices.Delete(c.queue, i, i+1) // clears the freed slot
 	}
 }
 
@@ -172,6 +170,7 @@ func (c *Conn) dropQueuedLocked(s *Stream) {
 func (c *Conn) fillLocked() {
 	for len(c.queue) > 0 && len(c.out) < c.lim.MaxOutBuffer {
 		s := c.queue[0]
+		c.queue[0] = nil // the array must not keep the stream alive
 		c.queue = c.queue[1:]
 		s.queued = false
 		more, connBlocked := c.frameQueuedLocked(s)
@@ -184,7 +183,7 @@ func (c *Conn) fillLocked() {
 		}
 	}
 	if len(c.queue) == 0 {
-		c.queue = c.queue[:0:0]
+		c.queue = nil
 	}
 }
 
@@ -294,9 +293,10 @@ func (c *Conn) endSentLocked(s *Stream) {
 // CONTINUATION) frames. Encoding happens here, in wire order, because the
 // HPACK dynamic table is shared by the whole connection.
 func (c *Conn) writeHeadersLocked(id uint32, fields []hpack.HeaderField, end bool) {
+	enc := c.encoderLocked()
 	c.hbuf.Reset()
 	for _, f := range fields {
-		c.enc.WriteField(f)
+		enc.WriteField(f)
 	}
 	block := c.hbuf.Bytes()
 	max := int(c.peerMaxFrame)
