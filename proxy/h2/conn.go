@@ -185,7 +185,6 @@ type Conn struct {
 	parkDeadline time.Time
 	pingOut      bool // we sent a liveness PING not yet answered
 	glitches     int  // see Limits.MaxGlitches
-	tooLarge     int  // header lists over MaxHeaderListSize
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -199,7 +198,8 @@ var (
 	errBacklog  = errors.New("h2: peer does not read: output backlog over its limit")
 	errGlitches = errors.New("h2: too many glitches (reset streams, rejected headers, empty frames)")
 	errFlood    = errors.New("h2: flood: too many frame bytes for the payload they carry")
-	errHPACK    = errors.New("h2: header lists over the limit again (HPACK bomb)")
+	// errHeaderListTooLarge is nginx's "client sent too large header".
+	errHeaderListTooLarge = errors.New("h2: client sent a header list over the limit (large_client_header_buffers)")
 )
 
 // Reader signals, never returned by Serve: errHandedOver ends a reader
@@ -977,27 +977,13 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 			return nil
 		}
 		if f.Truncated {
-			// A second list over the limit on one connection is an
-			// attack (an HPACK bomb costs the sender a few bytes each);
-			// nginx already closes at the first.
-			if c.tooLarge++; c.tooLarge > 1 {
-				c.mu.Unlock()
-				return c.calm(errHPACK)
-			}
 			// Over MaxHeaderListSize (large_client_header_buffers): the
-			// Framer dropped fields, so the request must not go on. 431,
-			// as nginx and Go's server answer.
-			c.writeHeadersLocked(id, []hpack.HeaderField{{Name: ":status", Value: "431"}}, true)
-			if !f.StreamEnded() {
-				c.out = appendRST(c.outBuf(), id, http2.ErrCodeNo)
-			}
-			c.kickLocked()
-			calm := c.glitchLocked()
+			// Framer dropped fields, so the request cannot go on, and a
+			// client may send such lists for a few bytes each (an HPACK
+			// bomb). As nginx, GOAWAY ENHANCE_YOUR_CALM naming this
+			// stream, at the first.
 			c.mu.Unlock()
-			if calm {
-				return c.calm(errGlitches)
-			}
-			return nil
+			return c.calm(errHeaderListTooLarge)
 		}
 		s = c.newStreamLocked(id, discard{})
 		s.contentLength = contentLength(f)
