@@ -308,12 +308,13 @@ func (c *Conn) Serve() error {
 // goroutines of its own, returning at once. done, if not nil, is called
 // with the error that ended the connection, after HandleClose.
 //
-// The reader does not keep one goroutine for the connection's life: each
-// time the connection goes idle (no stream open, no input pending) after
-// handling frames, reading moves to a fresh goroutine and the old one
-// exits. Handlers run on the reader and may grow its stack to several
-// KiB, which the runtime would otherwise keep for as long as the
-// connection waits; a fresh goroutine waits on a minimal stack.
+// The reader does not keep one goroutine for the connection's life.
+// Handlers run on it and may grow its stack to several KiB, which the
+// runtime would keep for as long as the connection then waits. So once
+// the connection has been idle (no stream open, no input pending) for
+// idleGrace, the reader's goroutine ends: a plain socket is parked in the
+// shared poller (park.go), which starts a new reader when input arrives;
+// any other connection waits on a fresh goroutine, with a minimal stack.
 func (c *Conn) Start(done func(error)) {
 	c.done = done
 	c.start()
@@ -382,13 +383,6 @@ func (c *Conn) readLoop() error {
 			c.flushPending()
 		}
 		if c.rd.drained() && c.ActiveStreams() == 0 {
-			if c.worked && c.raw == nil {
-				// This goroutine ran handlers: wait on a fresh one (Start).
-				// (A socket that can be parked waits on none.)
-				c.worked = false
-				go c.run()
-				return errHandedOver
-			}
 			if err := c.waitIdle(); err != nil {
 				return err
 			}
@@ -402,7 +396,6 @@ func (c *Conn) readLoop() error {
 			continue // the last stream ended while we waited for input
 		}
 		c.frames++
-		c.worked = true
 		if err != nil {
 			if err = c.readError(err); err != nil {
 				return err
@@ -1206,8 +1199,8 @@ func (c *Conn) removeLocked(s *Stream) {
 		if c.goAwaySent || c.goAwayRecv {
 			c.closeWhenDrained = true
 			c.kickLocked()
-		} else {
-			c.idleKickLocked(c.idleSince)
+		} else if c.role == Server {
+			c.graceLocked()
 		}
 	}
 }
@@ -1299,8 +1292,8 @@ func (c *Conn) Err() error {
 // readNet reads from the socket. It turns read deadlines into
 // keepalive_timeout and liveness PINGs without resetting a deadline per
 // frame: the deadline fires periodically and onReadTimeout decides.
-// A read with mayIdle set returns errGoIdle if the deadline finds the
-// connection idle (see idleKick).
+// A read with mayIdle set returns errGoIdle if a deadline finds the
+// connection idle (see idleGrace).
 func (c *Conn) readNet(p []byte, mayIdle bool) (int, error) {
 	for {
 		n, err := c.nc.Read(p)
@@ -1311,11 +1304,11 @@ func (c *Conn) readNet(p []byte, mayIdle bool) (int, error) {
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return n, err
 		}
-		if mayIdle && c.goneIdle() {
-			return 0, errGoIdle
-		}
 		if !c.onReadTimeout() {
 			return n, err
+		}
+		if mayIdle && c.atIdleBoundary() {
+			return 0, errGoIdle
 		}
 	}
 }
@@ -1397,7 +1390,7 @@ func (c *Conn) armReadDeadline(now time.Time) {
 		return // closeDrained set the deadline
 	}
 	if d == 0 {
-		if !c.deadline.IsZero() { // an idleKick's
+		if !c.deadline.IsZero() { // a grace deadline (graceLocked)
 			c.deadline = time.Time{}
 			c.nc.SetReadDeadline(c.deadline)
 		}

@@ -5,10 +5,11 @@
 // nothing about routing, gRPC or upstream groups; those sit above it and
 // talk to it through Handler interfaces.
 //
-// Threading model: each Conn has exactly one reader goroutine (Serve), which
-// calls the handlers, and at most one writer goroutine, started when output
-// is queued and exiting when the output buffer is empty, so an idle
-// connection costs one parked goroutine (on a shallow stack) and no
+// Threading model: each Conn has at most one reader goroutine at a time
+// (Start), which calls the handlers, and at most one writer goroutine,
+// started when output is queued and exiting when the output buffer is
+// empty. While the connection is idle its reader is parked (no goroutine
+// on Linux sockets, a fresh shallow one otherwise) and it holds no
 // buffers. Streams have no goroutines. All
 // stream and connection state is guarded by the Conn's mutex; handlers are
 // always called without it held, so a handler may write to other

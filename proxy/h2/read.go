@@ -11,13 +11,13 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// Input path. An idle connection should cost little more than its socket
-// and its parked reader goroutine, so no read buffer stays with it: while
-// the connection has no open stream and nothing buffered, the reader waits
-// in a read into a small array of the connection's (waitIdle) and borrows a
-// pooled buffer only when bytes arrive; the buffer goes back to the pool
-// the next time the connection is idle and drained. A busy connection keeps
-// its buffer, so the request path pays nothing extra.
+// Input path. An idle connection should cost little more than its socket,
+// so no read buffer stays with it: while the connection has no open stream
+// and nothing buffered, the reader is parked or waits in a read into a
+// small array of the connection's (waitIdle), and borrows a pooled buffer
+// only when bytes arrive; the buffer goes back to the pool the next time
+// the connection is idle and drained. A busy connection keeps its buffer,
+// so the request path pays nothing extra.
 
 var readPool sync.Pool // of *[]byte
 
@@ -97,34 +97,34 @@ func (b *reader) release() {
 	}
 }
 
-// idleKick is how long a Server-role connection may stay idle while its
-// reader waits in a read begun when a stream was open (holding a read
-// buffer, on a stack its handlers grew) before that read is interrupted
-// (errGoIdle) to wait again the idle way: fresh goroutine, no buffer.
-const idleKick = time.Second
+// idleGrace is how long a connection stays idle before it sheds what it
+// can rebuild and its reader is parked. A connection that calls again
+// within it (a client making steady calls goes idle between them) pays
+// nothing for going idle: no parking, no rebuilding, no new goroutine.
+var idleGrace atomic.Int64 // nanoseconds; a second (settable for tests)
 
-// idleKickLocked arms idleKick when the last stream ends. Streams end on
-// other goroutines (the response comes from upstream), usually while the
-// reader waits for input; the read deadline is what reaches it there.
-func (c *Conn) idleKickLocked(now time.Time) {
-	if c.role != Server || c.closed || c.lingering.Load() {
+func init() { idleGrace.Store(int64(time.Second)) }
+
+// graceLocked makes the read deadline fire no later than idleGrace after
+// the connection went idle. The codec calls it when the last stream ends,
+// which happens on other goroutines (the response comes from upstream)
+// while the reader usually waits for input, holding a read buffer on a
+// stack its handlers grew: the deadline is what reaches it there.
+func (c *Conn) graceLocked() {
+	if c.closed || c.lingering.Load() {
 		return
 	}
-	if t := now.Add(idleKick); c.deadline.IsZero() || t.Before(c.deadline) {
+	if t := c.idleSince.Add(time.Duration(idleGrace.Load())); c.deadline.IsZero() || t.Before(c.deadline) {
 		c.deadline = t
 		c.nc.SetReadDeadline(t)
 	}
 }
 
-// goneIdle reports, on the reader, after a read deadline, whether the
-// read was waiting at a frame boundary of a connection that has no open
-// stream: it should then stop and wait as idle connections do.
-func (c *Conn) goneIdle() bool {
-	if c.midFrame || c.ActiveStreams() > 0 || c.lingering.Load() {
-		return false
-	}
-	c.armReadDeadline(time.Now())
-	return true
+// atIdleBoundary reports, on the reader, after a read deadline, whether
+// the read was waiting at a frame boundary of a connection that has no
+// open stream: it should then stop and wait as idle connections do.
+func (c *Conn) atIdleBoundary() bool {
+	return !c.midFrame && c.ActiveStreams() == 0 && !c.lingering.Load()
 }
 
 // waitIdle waits, with no buffer borrowed, for the next bytes of an idle
@@ -132,11 +132,11 @@ func (c *Conn) goneIdle() bool {
 // buffered.
 func (c *Conn) waitIdle() error {
 	c.rd.release()
-	c.shed()
 	n, err := c.idleRead()
 	if n == 0 {
 		return err // errHandedOver: c is no longer ours to touch
 	}
+	c.worked = true
 	c.rd.total += int64(n)
 	c.newStreams = 0
 	c.rd.borrow()
@@ -183,11 +183,35 @@ func (c *Conn) encoderLocked() *hpack.Encoder {
 	return c.enc
 }
 
-// idleRead reads the first bytes of an idle connection into rd.small. A
-// socket that can be parked is parked if nothing is there yet
-// (errHandedOver: the poller resumes the connection on a new goroutine).
+// idleRead reads the first bytes of an idle connection into rd.small.
+// Within idleGrace it waits as it is. After, it sheds, then parks a socket
+// that can be parked, or else hands reading over to a fresh goroutine if
+// this one ran handlers (their stack would stay). errHandedOver: another
+// goroutine now owns the connection.
 func (c *Conn) idleRead() (int, error) {
-	for c.raw != nil {
+	for {
+		c.mu.Lock()
+		fresh := time.Since(c.idleSince) < time.Duration(idleGrace.Load())
+		if fresh {
+			c.graceLocked()
+		}
+		c.mu.Unlock()
+		if fresh {
+			n, err := c.readNet(c.rd.small[:], true)
+			if err == errGoIdle {
+				continue
+			}
+			return n, err
+		}
+		c.shed()
+		if c.raw == nil {
+			if c.worked {
+				c.worked = false
+				go c.run()
+				return 0, errHandedOver
+			}
+			return c.readNet(c.rd.small[:], false)
+		}
 		n, err := c.tryRead(c.rd.small[:])
 		var ne net.Error
 		switch {
@@ -204,7 +228,6 @@ func (c *Conn) idleRead() (int, error) {
 			return n, err
 		}
 	}
-	return c.readNet(c.rd.small[:], false)
 }
 
 // floodSlack is the frame overhead a connection may send beyond its
