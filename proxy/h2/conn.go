@@ -110,9 +110,8 @@ type Conn struct {
 	// Reader goroutine only.
 	rd         reader
 	fr         *http2.Framer // nil while idle (shed)
-	dec        *hpack.Decoder
-	gotFrame   bool // a frame arrived since the last read timeout
-	sawSetting bool // the peer's first SETTINGS arrived
+	gotFrame   bool          // a frame arrived since the last read timeout
+	sawSetting bool          // the peer's first SETTINGS arrived
 	// pending holds new streams not yet handed to HandleStream: while more
 	// input is buffered a RST_STREAM for them may follow, and a stream the
 	// client resets at once is then never opened upstream (rapid reset).
@@ -185,6 +184,8 @@ type Conn struct {
 	parkDeadline time.Time
 	pingOut      bool // we sent a liveness PING not yet answered
 	glitches     int  // see Limits.MaxGlitches
+	blk          blockReader
+	split        splitter // Server role: between rd and the Framer
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -246,28 +247,37 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		c.peerMaxConc = 1
 	}
 	c.rd.c = c
+	c.split.src, c.split.max = &c.rd, maxFrameSize(lim)
 	c.pending = c.pendBuf[:0]
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		c.rd.pre = append([]byte(nil), b...)
 	}
 	c.parkInit()
-	c.dec = hpack.NewDecoder(4096, nil)
-	c.fr = c.newFramer(c.dec)
+	c.blk.dec = hpack.NewDecoder(4096, nil)
+	c.fr = c.newFramer()
 	c.queuePreface()
 	return c
 }
 
-// newFramer makes the frame parser over c.rd. dec carries the HPACK
-// decoding context, which outlives any one Framer.
-func (c *Conn) newFramer(dec *hpack.Decoder) *http2.Framer {
-	fr := http2.NewFramer(io.Discard, &c.rd)
+// newFramer makes the frame parser over c.rd. c.blk.dec carries the HPACK
+// decoding context, which outlives any one Framer; the Framer decodes
+// header blocks itself only for the Server role (see blockReader).
+func (c *Conn) newFramer() *http2.Framer {
+	var src io.Reader = &c.rd
+	if c.role == Server {
+		src = &c.split
+	}
+	fr := http2.NewFramer(io.Discard, src)
 	fr.SetReuseFrames()
-	// We never raise SETTINGS_MAX_FRAME_SIZE, so anything larger than
-	// its initial value is a FRAME_SIZE_ERROR (RFC 9113 4.2). The Framer's
-	// own default is the protocol maximum, 2^24-1.
+	// The Framer reads at most SETTINGS_MAX_FRAME_SIZE's initial value:
+	// an upstream gets no larger limit (nginx does the same), and a
+	// client's larger frames are split first (split.go). Anything larger
+	// is a FRAME_SIZE_ERROR (RFC 9113 4.2).
 	fr.SetMaxReadFrameSize(initialMaxFrameSize)
-	fr.ReadMetaHeaders = dec
+	if c.role == Server {
+		fr.ReadMetaHeaders = c.blk.dec
+	}
 	fr.MaxHeaderListSize = c.lim.MaxHeaderListSize
 	return fr
 }
@@ -365,6 +375,7 @@ func (c *Conn) queuePreface() {
 	} else {
 		c.writeSettingsLocked(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.lim.MaxConcurrentStreams},
+			http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.split.max},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.lim.StreamWindow)},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.lim.MaxHeaderListSize},
 		)
@@ -388,9 +399,12 @@ func (c *Conn) readLoop() error {
 			}
 		}
 		if c.fr == nil {
-			c.fr = c.newFramer(c.dec) // shed dropped it
+			c.fr = c.newFramer() // shed dropped it
 		}
 		f, err := c.fr.ReadFrame()
+		if err == nil && c.role == Client {
+			f, err = c.blk.next(f, c.lim.MaxHeaderListSize)
+		}
 		c.midFrame = false
 		if err == errGoIdle {
 			continue // the last stream ended while we waited for input
@@ -401,6 +415,9 @@ func (c *Conn) readLoop() error {
 				return err
 			}
 			continue
+		}
+		if f == nil {
+			continue // a header block goes on in CONTINUATION frames
 		}
 		if c.lingering.Load() {
 			continue // we are done with this connection: drop what comes
@@ -689,7 +706,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 			c.peerMaxConc = s.Val
 		case http2.SettingHeaderTableSize:
 			c.peerTableSize = s.Val
-			if c.enc != nil {
+			if c.role == Client && c.enc != nil {
 				c.enc.SetMaxDynamicTableSizeLimit(s.Val)
 			}
 		}

@@ -124,7 +124,7 @@ func (c *Conn) graceLocked() {
 // the read was waiting at a frame boundary of a connection that has no
 // open stream: it should then stop and wait as idle connections do.
 func (c *Conn) atIdleBoundary() bool {
-	return !c.midFrame && c.ActiveStreams() == 0 && !c.lingering.Load()
+	return !c.midFrame && c.split.between() && c.ActiveStreams() == 0 && !c.lingering.Load()
 }
 
 // waitIdle waits, with no buffer borrowed, for the next bytes of an idle
@@ -152,7 +152,7 @@ func (c *Conn) waitIdle() error {
 // are read whole).
 func (c *Conn) shed() {
 	c.fr = nil
-	c.dec.SetEmitFunc(noEmit)
+	c.blk.dec.SetEmitFunc(noEmit)
 	c.mu.Lock()
 	if c.active == 0 {
 		c.streams = nil // a map keeps its buckets; newStreamLocked makes one
@@ -173,11 +173,20 @@ func noEmit(hpack.HeaderField) {}
 // put there (RFC 7541 4.2).
 func (c *Conn) encoderLocked() *hpack.Encoder {
 	if c.enc == nil {
+		limit := c.peerTableSize
+		if c.role == Server {
+			// Toward clients the dynamic table is not used, as nginx and
+			// HAProxy do: each response costs a few bytes more, but the
+			// encoder keeps no state per client, and a client whose
+			// decoder does not evict (nginx's test client) still reads
+			// every field.
+			limit = 0
+		}
 		c.enc = hpack.NewEncoder(&c.hbuf)
-		c.enc.SetMaxDynamicTableSizeLimit(c.peerTableSize)
-		if c.encUsed {
+		c.enc.SetMaxDynamicTableSizeLimit(limit)
+		if c.encUsed && limit > 0 {
 			c.enc.SetMaxDynamicTableSize(0)
-			c.enc.SetMaxDynamicTableSize(min(c.peerTableSize, 4096))
+			c.enc.SetMaxDynamicTableSize(min(limit, 4096))
 		}
 	}
 	return c.enc
