@@ -101,7 +101,7 @@ func TestIdleConnMemory(t *testing.T) {
 				t.Fatalf("helper not ready in time\n%s", stderr.String())
 			}
 			// Let the server finish the handshakes' writes and the codec see the
-			// connections idle (h2.idleKick).
+			// connections idle (h2.idleGrace).
 			time.Sleep(1500 * time.Millisecond)
 			after := memNow()
 			if *idleProfile != "" {

@@ -101,9 +101,9 @@ func (b *reader) release() {
 // can rebuild and its reader is parked. A connection that calls again
 // within it (a client making steady calls goes idle between them) pays
 // nothing for going idle: no parking, no rebuilding, no new goroutine.
-var idleGrace atomic.Int64 // nanoseconds; a second (settable for tests)
+var idleGrace atomic.Int64 // nanoseconds; 100 ms (settable for tests)
 
-func init() { idleGrace.Store(int64(time.Second)) }
+func init() { idleGrace.Store(int64(100 * time.Millisecond)) }
 
 // graceLocked makes the read deadline fire no later than idleGrace after
 // the connection went idle. The codec calls it when the last stream ends,
