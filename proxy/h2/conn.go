@@ -179,7 +179,8 @@ type Conn struct {
 	rawN         int
 	rawErr       error
 	fd           int32
-	parked       bool // guarded by idlePoller.mu, as the next two
+	parked       bool // guarded by idlePoller.mu, as the next three
+	noPark       bool // the socket is closing
 	parkIdx      int  // in idlePoller.dl, or -1
 	parkDeadline time.Time
 	pingOut      bool // we sent a liveness PING not yet answered
@@ -615,7 +616,7 @@ func (c *Conn) closeDrained() {
 		c.deadline = time.Now().Add(lingerTimeout)
 		c.nc.SetReadDeadline(c.deadline)
 		c.mu.Unlock()
-		if c.unparked() {
+		if c.unparked(false) {
 			go c.run() // to linger, parked again under the new deadline
 		}
 		return
@@ -626,7 +627,7 @@ func (c *Conn) closeDrained() {
 // closeSocket closes the socket; the reader sees it and shuts the
 // connection down.
 func (c *Conn) closeSocket() error {
-	parked := c.unparked()
+	parked := c.unparked(true)
 	err := c.nc.Close()
 	if parked {
 		go c.run()

@@ -100,15 +100,18 @@ func (c *Conn) park() bool {
 	if p.once.Do(p.start); p.err != nil {
 		return false
 	}
+	// p.mu before c.mu: whoever changes the deadline or closes the socket
+	// calls unparked (taking p.mu) after, so either we see the change
+	// here or they find the connection parked.
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	c.mu.Lock()
 	dl := c.deadline
 	closed := c.closed
 	c.mu.Unlock()
-	if closed {
+	if closed || c.noPark {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var added bool
 	// Inside Control the descriptor cannot be closed under us. Level
 	// triggered: input that came before the registration wakes us at once.
@@ -139,13 +142,17 @@ func (c *Conn) park() bool {
 // there; the caller then owes the connection a reader (go c.run()). A
 // parked socket must leave the epoll set before its descriptor is closed,
 // so whoever closes it, or changes what the reader must do (lingering
-// close), calls this first.
-func (c *Conn) unparked() bool {
+// close), calls this first, not holding c.mu; closing says the socket is
+// about to be closed.
+func (c *Conn) unparked(closing bool) bool {
 	if c.raw == nil {
 		return false
 	}
 	p := &idlePoller
 	p.mu.Lock()
+	if closing {
+		c.noPark = true // the descriptor is about to close: never again
+	}
 	ok := c.parked
 	if ok {
 		p.removeLocked(c)

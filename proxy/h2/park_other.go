@@ -14,4 +14,4 @@ var errWouldBlock = errors.New("h2: no input")
 func (c *Conn) parkInit()                   {}
 func (c *Conn) tryRead([]byte) (int, error) { return 0, errWouldBlock }
 func (c *Conn) park() bool                  { return false }
-func (c *Conn) unparked() bool              { return false }
+func (c *Conn) unparked(bool) bool          { return false }
