@@ -92,8 +92,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			b1.svc.Unary(), b1.svc.Streams(), b2.svc.Unary(), b2.svc.Streams())
 	}
 	// Client connections are closed; the kept groups may hold one pooled
-	// connection to each backend.
-	waitFor(t, "descriptors back to the baseline", func() bool { return openFDs(t, pid) <= baseline+2 })
+	// connection to each backend, and the codec's idle-connection poller
+	// (started when the first connection went idle) its epoll instance
+	// and eventfd.
+	waitFor(t, "descriptors back to the baseline", func() bool { return openFDs(t, pid) <= baseline+4 })
 	// Goroutines: the pooled upstream connections' readers at most beyond
 	// the baseline (the scrape's own connection is counted in both).
 	waitFor(t, "goroutines back to the baseline", func() bool { return goroutines(t, metricsURL) <= baseGoroutines+4 })
