@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/parser/tlsconf"
+	"github.com/gproxy/gproxy/parser/tlsconf/opensslrsa"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
 )
@@ -66,6 +68,17 @@ func (rc *running) buildTLS() error {
 	}
 	return nil
 }
+
+// noteRSAFallback says once per process, at notice level, why RSA keys
+// sign with Go's crypto/rsa rather than OpenSSL (see package opensslrsa):
+// handshakes work either way, but each costs about ten times the CPU.
+func (s *Server) noteRSAFallback() {
+	if err := opensslrsa.Fallback(); err != nil {
+		rsaFallbackOnce.Do(func() { s.log.Info(err.Error()) })
+	}
+}
+
+var rsaFallbackOnce sync.Once
 
 // errRejectHandshake ends a handshake that selects a server with
 // ssl_reject_handshake on, or one without a certificate.
