@@ -93,7 +93,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
 	}
 	if hc != nil {
-		if msg := rc.refusal(srv, hc.tls); msg != "" {
+		if misdirected(lst, srv, r) {
+			act = &route.Action{Code: http.StatusMisdirectedRequest}
+		} else if msg := rc.refusal(srv, hc.tls); msg != "" {
 			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
 		}
 	}
