@@ -169,6 +169,7 @@ type Conn struct {
 	pingOut      bool // we sent a liveness PING not yet answered
 	glitches     int  // see Limits.MaxGlitches
 	tooLarge     int  // header lists over MaxHeaderListSize
+	blk          blockReader
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -225,22 +226,26 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		b, _ := br.Peek(br.Buffered())
 		c.rd.pre = append([]byte(nil), b...)
 	}
-	c.fr = c.newFramer(hpack.NewDecoder(4096, nil))
+	c.blk.dec = hpack.NewDecoder(4096, nil)
+	c.fr = c.newFramer()
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.queuePreface()
 	return c
 }
 
-// newFramer makes the frame parser over c.rd. dec carries the HPACK
-// decoding context, which outlives any one Framer.
-func (c *Conn) newFramer(dec *hpack.Decoder) *http2.Framer {
+// newFramer makes the frame parser over c.rd. c.blk.dec carries the HPACK
+// decoding context, which outlives any one Framer; the Framer decodes
+// header blocks itself only for the Server role (see blockReader).
+func (c *Conn) newFramer() *http2.Framer {
 	fr := http2.NewFramer(io.Discard, &c.rd)
 	fr.SetReuseFrames()
 	// We never raise SETTINGS_MAX_FRAME_SIZE, so anything larger than
 	// its initial value is a FRAME_SIZE_ERROR (RFC 9113 4.2). The Framer's
 	// own default is the protocol maximum, 2^24-1.
 	fr.SetMaxReadFrameSize(initialMaxFrameSize)
-	fr.ReadMetaHeaders = dec
+	if c.role == Server {
+		fr.ReadMetaHeaders = c.blk.dec
+	}
 	fr.MaxHeaderListSize = c.lim.MaxHeaderListSize
 	return fr
 }
@@ -331,6 +336,9 @@ func (c *Conn) readLoop() error {
 			}
 		}
 		f, err := c.fr.ReadFrame()
+		if err == nil && c.role == Client {
+			f, err = c.blk.next(f, c.lim.MaxHeaderListSize)
+		}
 		c.midFrame = false
 		c.frames++
 		if err != nil {
@@ -338,6 +346,9 @@ func (c *Conn) readLoop() error {
 				return err
 			}
 			continue
+		}
+		if f == nil {
+			continue // a header block goes on in CONTINUATION frames
 		}
 		if c.lingering.Load() {
 			continue // we are done with this connection: drop what comes

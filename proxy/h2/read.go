@@ -105,7 +105,7 @@ func (c *Conn) waitIdle() error {
 		// Only a new Framer lets go of the old one's payload buffer; the
 		// HPACK context moves over. Between ReadFrame calls a Framer holds
 		// no other state (header blocks are read whole).
-		c.fr = c.newFramer(c.fr.ReadMetaHeaders)
+		c.fr = c.newFramer()
 		c.bigFrame = false
 	}
 	n, err := c.readNet(c.rd.small[:])
