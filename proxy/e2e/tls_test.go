@@ -452,7 +452,10 @@ func TestUpstreamClientCertificate(t *testing.T) {
 		},
 	})
 	bs := startBackends(t, 1, grpc.Creds(creds))
-	addr := freeAddr(t)
+	// An RSA client certificate too: its key signs with OpenSSL when
+	// gproxy is built with cgo (package opensslrsa).
+	rsaCrt, rsaKey := tlstest.New(t, p.ca, tlstest.Options{CN: "rsa-client", Client: true, RSA: true}).Write(t, p.dir, "rsa-client")
+	addr, rsaAddr := freeAddr(t), freeAddr(t)
 	startProxy(t, upstreamBlock("backends", bs)+fmt.Sprintf(`
 server {
     listen %s http2;
@@ -467,9 +470,22 @@ server {
         grpc_ssl_password_file %s;
     }
 }
-`, addr, p.caPath, p.clientCrt, encKey, pwFile))
+server {
+    listen %s http2;
+    location / {
+        grpc_pass grpcs://backends;
+        grpc_ssl_name localhost;
+        grpc_ssl_server_name on;
+        grpc_ssl_certificate %s;
+        grpc_ssl_certificate_key %s;
+    }
+}
+`, addr, p.caPath, p.clientCrt, encKey, pwFile, rsaAddr, rsaCrt, rsaKey))
 	if _, err := client(t, addr).EmptyCall(testCtx(t, 10*time.Second), &testpb.Empty{}); err != nil {
 		t.Fatalf("call through an upstream requiring a client certificate: %v", err)
+	}
+	if _, err := client(t, rsaAddr).EmptyCall(testCtx(t, 10*time.Second), &testpb.Empty{}); err != nil {
+		t.Errorf("call with an RSA client certificate: %v", err)
 	}
 	if got, _ := sni.Load().(string); got != "localhost" {
 		t.Errorf("SNI sent upstream %q, want localhost", got)
