@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"sync"
 
 	"github.com/golang-fips/openssl/v2"
@@ -31,7 +32,7 @@ var load = sync.OnceValue(func() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cannot load %s", libraries[0])
+	return fmt.Errorf("cannot load %s", strings.Join(libraries, " or "))
 })
 
 // Wrap returns a signer that signs with OpenSSL, or k and the reason it
