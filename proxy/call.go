@@ -104,7 +104,8 @@ type call struct {
 	// error pages); its request is a copy kept only when those need it.
 	filter filterCtx
 	rc     *running
-	status int // :status of the response sent to the client; 0 before
+	status int  // :status of the response sent to the client; 0 before
+	grpc   bool // the request is a gRPC call (isGRPC): failures answer with a gRPC status
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -614,12 +615,11 @@ func (c *call) failLocked(code int, msg string, cause error) {
 	switch {
 	case !c.respStarted:
 		c.respStarted = true
-		method := "POST"
-		if c.filter.r != nil {
-			method = c.filter.r.Method
-		}
-		fields = failFields(c.rc, &c.filter, code, msg, errorCode(code, cause), method)
-		c.cs.WriteHeaders(fields, true)
+		var body string
+		var trailers []hpack.HeaderField
+		fields, body, trailers = failAnswer(c.rc, &c.filter, c.grpc, code, msg, errorCode(code, cause), c.method)
+		writeAnswer(c.cs, fields, body, trailers)
+		c.respBytes += int64(len(body))
 		if lg := c.lg; lg != nil {
 			lg.status = parseHTTPStatus(fields[0].Value) // 200, or an error page's own
 			lg.r.ResponseHeaders = fields

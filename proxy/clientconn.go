@@ -33,7 +33,8 @@ type clientConn struct {
 	ups      [1]route.UpstreamAttempt
 	key      []byte // scratch for the `hash` key of a stream
 	info     upstream.StreamInfo
-	draining bool // drainIdle sent GOAWAY (guarded by srv.mu)
+	draining bool   // drainIdle sent GOAWAY (guarded by srv.mu)
+	proto    string // the client's protocol when not HTTP/2.0: an HTTP/1.x request bridge.go carries
 }
 
 // clientLimits maps a server's settings to codec limits, nginx's names to
@@ -64,7 +65,15 @@ func clientLimits(st *config.Settings) h2.Limits {
 }
 
 func (c *clientConn) goAway() { c.h2.GoAway() }
-func (c *clientConn) close()  { c.h2.Close() }
+
+// protocol is $server_protocol of the connection's requests.
+func (c *clientConn) protocol() string {
+	if c.proto != "" {
+		return c.proto
+	}
+	return "HTTP/2.0"
+}
+func (c *clientConn) close() { c.h2.Close() }
 
 // HandleStream implements h2.ConnHandler: route the stream, answer it
 // (return, errors) or start proxying it.
@@ -83,7 +92,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		Headers:      f.RegularFields(),
 		RemoteAddr:   c.remote,
 		LocalAddr:    c.local,
-		Proto:        "HTTP/2.0",
+		Proto:        c.protocol(),
 		ConnID:       c.id,
 		ConnRequests: c.requests,
 		Start:        now,
@@ -159,14 +168,15 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		if gp == nil {
 			gp = loc.Config.GRPCPass
 		}
-		scheme = schemeOf(gp)
-		var target string
+		var target, sch string
 		var err error
-		if g, target, err = rc.groupFor(gp, rc.table, r); err != nil {
+		g, target, sch, err = rc.groupFor(gp, rc.table, r, fc.st)
+		scheme = schemeOf(sch)
+		if err != nil {
 			ar.Held.Release()
 			msg := "grpc_pass " + strconv.Quote(target) + ": " + err.Error()
-			fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
-			s.WriteHeaders(fields, true)
+			fields, body, trailers := failAnswer(rc, fc, isGRPC(r), codeUnavailable, msg, http.StatusBadGateway, r.Method)
+			writeAnswer(s, fields, body, trailers)
 			s.ResetAfterEnd(http2.ErrCodeNo)
 			if lr.log != nil {
 				c.logNoPeer(lr.log, f, target, fields)
@@ -188,8 +198,8 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		c.srv.log.Error((&call{group: g, loc: loc, conn: c, server: srv, method: r.Method, path: r.Path,
 			host: r.Authority}).errorLine(msgNoLive, actConnecting, ""), zap.Uint64("connection", c.id))
 		msg := "upstream " + strconv.Quote(g.Name) + ": " + err.Error()
-		fields := failFields(rc, fc, codeUnavailable, msg, http.StatusBadGateway, r.Method)
-		s.WriteHeaders(fields, true)
+		fields, body, trailers := failAnswer(rc, fc, isGRPC(r), codeUnavailable, msg, http.StatusBadGateway, r.Method)
+		writeAnswer(s, fields, body, trailers)
 		s.ResetAfterEnd(http2.ErrCodeNo)
 		if lr.log != nil {
 			c.logNoPeer(lr.log, f, g.Name, fields)
@@ -205,6 +215,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		start:       now,
 		readTimeout: st.GRPC.ReadTimeout,
 		grpcStatus:  -1,
+		grpc:        isGRPC(r),
 		reqEnd:      f.StreamEnded(),
 		held:        ar.Held,
 		conn:        c,

@@ -179,7 +179,14 @@ func streamMessage(err error, respStarted bool) (msg, ft string) {
 		}
 		return msgPrematureConn, "error"
 	case se.Remote:
-		return "upstream rejected request with error " + strconv.Itoa(int(se.Code)), "error"
+		// nginx counts a reset before the response header as
+		// invalid_header; a refused stream, never processed, stays an
+		// error, which the default grpc_next_upstream retries.
+		ft := "invalid_header"
+		if se.Code == http2.ErrCodeRefusedStream {
+			ft = "error"
+		}
+		return "upstream rejected request with error " + strconv.Itoa(int(se.Code)), ft
 	case se.Code == http2.ErrCodeFlowControl:
 		return "upstream violated stream flow control", "error"
 	case se.Err != nil && strings.Contains(se.Err.Error(), "content-length"):

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
+	"github.com/gproxy/gproxy/proxy/h2"
 	"github.com/gproxy/gproxy/proxy/route"
 	"golang.org/x/net/http2/hpack"
 )
@@ -231,6 +232,38 @@ func failFields(rc *running, f *filterCtx, grpcCode int, msg string, httpCode in
 	fields := trailersOnly(grpcCode, msg)
 	fields = f.headerPhase(fields, http.StatusOK)
 	return f.trailerPhase(fields, http.StatusOK)
+}
+
+// failAnswer is gproxy's answer to a request it fails before any
+// response. A gRPC call gets failFields. Anything else (curl, a browser,
+// an HTTP/1.x client carried by bridge.go) gets what nginx sends: the
+// error_page for httpCode if there is one, else nginx's page for that
+// status.
+func failAnswer(rc *running, f *filterCtx, grpc bool, grpcCode int, msg string, httpCode int, method string) (fields []hpack.HeaderField, body string, trailers []hpack.HeaderField) {
+	if grpc || httpCode == 0 {
+		return failFields(rc, f, grpcCode, msg, httpCode, method), "", nil
+	}
+	act, pf := rc.errorPage(&route.Action{Code: httpCode}, f)
+	if act.Close {
+		act, pf = &route.Action{Code: httpCode}, f
+	}
+	return pageFields(act, pf, method)
+}
+
+// writeAnswer sends a complete response on s: fields, then body and
+// trailers if any.
+func writeAnswer(s *h2.Stream, fields []hpack.HeaderField, body string, trailers []hpack.HeaderField) {
+	if body == "" && len(trailers) == 0 {
+		s.WriteHeaders(fields, true)
+		return
+	}
+	s.WriteHeaders(fields, false)
+	if body != "" {
+		s.WriteData([]byte(body), len(trailers) == 0)
+	}
+	if len(trailers) > 0 {
+		s.WriteHeaders(trailers, true)
+	}
 }
 
 // isGRPC reports whether a request is a gRPC call by its content-type

@@ -16,15 +16,15 @@ import (
 )
 
 // http1Handler answers HTTP/1.x requests: `return` locations (probes,
-// redirects) work; a grpc_pass location gets a plain-text 400 explaining
-// that gRPC needs HTTP/2. It is not the hot path.
+// redirects), error pages and monitoring here; grpc_pass locations through
+// the HTTP/2 engine (bridge.go), except gRPC calls, which get a 400 saying
+// gRPC needs HTTP/2. It is not the hot path.
 type http1Handler struct {
 	srv *Server
 	ln  *listener
 }
 
-// grpcNeedsHTTP2 is the body sent to HTTP/1.x requests for grpc_pass
-// locations.
+// grpcNeedsHTTP2 is the body sent to gRPC calls made over HTTP/1.x.
 const grpcNeedsHTTP2 = "gRPC requires HTTP/2: this location proxies to a gRPC upstream (grpc_pass); " +
 	"connect with HTTP/2 (h2c with prior knowledge, or ALPN \"h2\" over TLS)\n"
 
@@ -86,18 +86,27 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if ra, err := net.ResolveTCPAddr("tcp", req.RemoteAddr); err == nil {
 		r.RemoteAddr = ra
 	}
-	h.srv.stats.requests.Add(1)
-	h.ln.stats.streams.Add(1)
 	srv, loc, act := rc.table.Route(lst, r)
-	if srv != nil {
-		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
-	}
 	if hc != nil {
 		if misdirected(lst, srv, r) {
 			act = &route.Action{Code: http.StatusMisdirectedRequest}
 		} else if msg := rc.refusal(srv, hc.tls); msg != "" {
 			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
 		}
+	}
+	if act == nil && passes(loc, r) {
+		if !isGRPC(r) {
+			h.srv.bridgeHTTP1(w, req, h.ln, hc) // counted, checked and logged as HTTP/2
+			return
+		}
+		// A gRPC call over HTTP/1.x cannot work (its status travels in
+		// trailers): say so rather than proxy it.
+		act = &route.Action{Code: http.StatusBadRequest, Body: grpcNeedsHTTP2}
+	}
+	h.srv.stats.requests.Add(1)
+	h.ln.stats.streams.Add(1)
+	if srv != nil {
+		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
 	}
 	var st *config.Settings
 	switch {
@@ -165,21 +174,14 @@ func keepAlive(st *config.Settings, hc *h1Conn, now time.Time) bool {
 }
 
 // h1Respond writes the answer to an HTTP/1 request through the response
-// phase (filter.go): the action's response, or for a grpc_pass location
-// (no action) a 400 saying gRPC needs HTTP/2. It returns the status and
-// the body bytes written; 444 closes the connection without a response.
+// phase (filter.go): the action's response (grpc_pass locations are
+// bridged, bridge.go, and never get here). It returns the status and the
+// body bytes written; 444 closes the connection without a response.
 // Trailers (add_trailer) are not sent: the body has a Content-Length, and
 // nginx sends trailers over HTTP/1.1 only with chunked encoding.
 func h1Respond(w http.ResponseWriter, req *http.Request, act *route.Action, f *filterCtx) (code, bodyLen int) {
 	if act == nil {
-		hd := w.Header()
-		hd.Set("Content-Type", "text/plain; charset=utf-8")
-		for _, h := range f.headerPhase(nil, http.StatusBadRequest) {
-			hd.Add(h.Name, h.Value)
-		}
-		w.WriteHeader(http.StatusBadRequest)
-		n, _ := w.Write([]byte(grpcNeedsHTTP2))
-		return http.StatusBadRequest, n
+		act = &route.Action{Code: http.StatusNotFound}
 	}
 	if act.Close {
 		if hj, ok := w.(http.Hijacker); ok {

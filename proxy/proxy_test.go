@@ -290,8 +290,8 @@ func TestErrors(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(string(body), "HTTP/2") {
-		t.Fatalf("HTTP/1.1 to grpc_pass: %d %q", resp.StatusCode, body)
+	if resp.StatusCode != 502 || !strings.Contains(string(body), "502 Bad Gateway") {
+		t.Fatalf("HTTP/1.1 to grpc_pass, dead backend: %d %q, want nginx's 502 page", resp.StatusCode, body)
 	}
 	resp, err = http.Get("http://" + addr + "/healthz")
 	if err != nil {

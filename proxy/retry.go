@@ -18,9 +18,9 @@ import (
 //     reached the client, when grpc_next_upstream lists how the attempt
 //     failed: error, timeout, invalid_header, http_500, http_502, http_503,
 //     http_504, http_403, http_404, http_429.
-//   - Every gRPC call is a POST, which nginx treats as non-idempotent: once
-//     the request was sent to a peer, it goes to the next one only when
-//     grpc_next_upstream also lists non_idempotent. (nginx's own grpc
+//   - Every gRPC call is a POST, which nginx treats as non-idempotent (as
+//     LOCK and PATCH): once the request was sent to a peer, it goes to the
+//     next one only when grpc_next_upstream also lists non_idempotent. (nginx's own grpc
 //     module never does, even then, because it does not keep the request
 //     body; gproxy keeps up to maxReplay bytes of it and replays them.)
 //   - A request the backend provably did not process counts as not sent:
@@ -59,6 +59,13 @@ func (c *call) maxTries() int {
 	return n
 }
 
+// nonIdempotent reports whether nginx treats method as non-idempotent
+// (POST, LOCK, PATCH): once sent, such a request goes to another peer
+// only with grpc_next_upstream non_idempotent.
+func nonIdempotent(method string) bool {
+	return method == "POST" || method == "LOCK" || method == "PATCH"
+}
+
 // nextUpstream reports whether grpc_next_upstream lists ft.
 func (c *call) nextUpstream(ft string) bool {
 	return slices.Contains(c.loc.Config.Settings.GRPC.NextUpstream, ft)
@@ -84,7 +91,7 @@ func (c *call) retryLocked(ft string, unprocessed bool, cause error) bool {
 		return false
 	case st.NextUpstreamTimeout > 0 && time.Since(c.start) >= st.NextUpstreamTimeout:
 		return false
-	case sent && !c.nextUpstream("non_idempotent"): // a POST already sent
+	case sent && nonIdempotent(c.method) && !c.nextUpstream("non_idempotent"): // a POST already sent
 		return false
 	case c.up.Load() != nil && !c.replay: // request bytes sent are gone
 		return false

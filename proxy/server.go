@@ -183,6 +183,7 @@ func (rc *running) stopGroups() {
 	for _, g := range rc.groups {
 		g.Stop()
 	}
+	rc.stopDynamic()
 }
 
 // buildGroups makes the upstream groups of rc and resolves each server's
@@ -215,13 +216,14 @@ func (s *Server) buildGroups(rc *running, check bool) error {
 			for _, gp := range locationPasses(l) {
 				if gp.Upstream != nil {
 					rc.passGroups[gp] = rc.groups[groupKeyOf(l, gp)]
-				} else if gp.Scheme == "grpcs" {
+				} else {
+					// a target with variables may name grpcs:// at run time
 					rc.passTLS[gp] = &l.Settings.GRPC
 				}
 			}
 			if l.GRPCPass != nil && l.GRPCPass.Upstream != nil {
 				lr.group = rc.passGroups[l.GRPCPass]
-				lr.scheme = schemeOf(l.GRPCPass)
+				lr.scheme = schemeOf(l.GRPCPass.Scheme)
 			}
 			ph, err := access.New(&l.Settings, l.LimitExcept, rc.table, zones, s.log)
 			if err != nil {
@@ -329,8 +331,8 @@ type groupKey struct {
 }
 
 // schemeOf is the :scheme a pass sends upstream.
-func schemeOf(gp *config.GRPCPass) string {
-	if gp.Scheme == "grpcs" {
+func schemeOf(scheme string) string {
+	if scheme == "grpcs" {
 		return "https"
 	}
 	return "http"

@@ -25,8 +25,9 @@ var (
 // TestH2Spec runs h2spec's generic and http2 suites against the proxy on
 // three locations: `return 200`, grpc_pass to an HTTP/2 backend that
 // answers every request with a body, and grpc_pass to a real gRPC
-// backend. It fails on any h2spec failure (-e2e.h2spec.maxfail), except,
-// on the gRPC backend, the cases listed in needBody.
+// backend. It fails on any h2spec failure (-e2e.h2spec.maxfail), except
+// the frame-size case nginx fails too (nginxFrameSize) and, on the
+// gRPC backend, the cases listed in needBody.
 func TestH2Spec(t *testing.T) {
 	if testing.Short() {
 		t.Skip("h2spec takes seconds")
@@ -87,7 +88,11 @@ server {
 			t.Logf("h2spec generic+http2 on %s (%s) through %s: %s", c.path, c.name, *proxyFlag, summary)
 			var real []string
 			for _, f := range failed {
-				if why, ok := c.allowed[f]; ok {
+				why, ok := c.allowed[f]
+				if !ok {
+					why, ok = nginxFrameSize[f]
+				}
+				if ok {
 					t.Logf("  failed, not the proxy's doing: %s (%s)", f, why)
 					continue
 				}
@@ -108,6 +113,16 @@ server {
 // but a gRPC server answers h2spec's plain requests with a trailers-only
 // 415 at once, often before the rest of the request has even arrived. The "grpc_pass" case runs them
 // through the same proxy path with a backend that sends a body.
+// nginxFrameSize is the h2spec case that cannot pass for a server
+// advertising a SETTINGS_MAX_FRAME_SIZE over 20 KB, as nginx (2^24-1) and
+// gproxy (the stream window, 64 KiB by default; proxy/h2/split.go) do:
+// h2spec's "too large" HEADERS frame (five 4000-byte fields) is too large
+// only at the default 16 KiB. nginx fails it the same way;
+// TestLargeFrames covers frames over the advertised size.
+var nginxFrameSize = map[string]string{
+	"http2/4.2 4.2. Frame Size: Sends a large size HEADERS frame that exceeds the SETTINGS_MAX_FRAME_SIZE": "h2spec's frame is 20 KB, under the advertised limit",
+}
+
 var needBody = map[string]string{
 	"generic/2 2. Streams and Multiplexing: Sends a WINDOW_UPDATE frame on half-closed (remote) stream":                                                                                               "expects a DATA frame",
 	"generic/2 2. Streams and Multiplexing: Sends a PRIORITY frame on half-closed (remote) stream":                                                                                                    "expects a DATA frame",

@@ -170,6 +170,7 @@ type Conn struct {
 	glitches     int  // see Limits.MaxGlitches
 	tooLarge     int  // header lists over MaxHeaderListSize
 	blk          blockReader
+	split        splitter // Server role: between rd and the Framer
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -221,6 +222,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		c.peerMaxConc = 1
 	}
 	c.rd.c = c
+	c.split.src, c.split.max = &c.rd, maxFrameSize(lim)
 	c.pending = c.pendBuf[:0]
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
@@ -229,6 +231,13 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 	c.blk.dec = hpack.NewDecoder(4096, nil)
 	c.fr = c.newFramer()
 	c.enc = hpack.NewEncoder(&c.hbuf)
+	if role == Server {
+		// Toward clients the dynamic table is not used, as nginx and
+		// HAProxy do: each response costs a few bytes more, but the
+		// encoder keeps no state per client, and a client whose decoder
+		// does not evict (nginx's test client) still reads every field.
+		c.enc.SetMaxDynamicTableSizeLimit(0)
+	}
 	c.queuePreface()
 	return c
 }
@@ -237,11 +246,16 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 // decoding context, which outlives any one Framer; the Framer decodes
 // header blocks itself only for the Server role (see blockReader).
 func (c *Conn) newFramer() *http2.Framer {
-	fr := http2.NewFramer(io.Discard, &c.rd)
+	var src io.Reader = &c.rd
+	if c.role == Server {
+		src = &c.split
+	}
+	fr := http2.NewFramer(io.Discard, src)
 	fr.SetReuseFrames()
-	// We never raise SETTINGS_MAX_FRAME_SIZE, so anything larger than
-	// its initial value is a FRAME_SIZE_ERROR (RFC 9113 4.2). The Framer's
-	// own default is the protocol maximum, 2^24-1.
+	// The Framer reads at most SETTINGS_MAX_FRAME_SIZE's initial value:
+	// an upstream gets no larger limit (nginx does the same), and a
+	// client's larger frames are split first (split.go). Anything larger
+	// is a FRAME_SIZE_ERROR (RFC 9113 4.2).
 	fr.SetMaxReadFrameSize(initialMaxFrameSize)
 	if c.role == Server {
 		fr.ReadMetaHeaders = c.blk.dec
@@ -313,6 +327,7 @@ func (c *Conn) queuePreface() {
 	} else {
 		c.writeSettingsLocked(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.lim.MaxConcurrentStreams},
+			http2.Setting{ID: http2.SettingMaxFrameSize, Val: c.split.max},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.lim.StreamWindow)},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.lim.MaxHeaderListSize},
 		)
@@ -624,7 +639,9 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxConcurrentStreams:
 			c.peerMaxConc = s.Val
 		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			if c.role == Client {
+				c.enc.SetMaxDynamicTableSizeLimit(s.Val)
+			}
 		}
 		return nil
 	})

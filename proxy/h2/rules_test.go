@@ -186,42 +186,114 @@ func (s *replyStream) HandleData(st *Stream, p []byte, end bool) {
 func (s *replyStream) HandleReset(*Stream, error) {}
 func (s *replyStream) HandleSent(*Stream, int)    {}
 
-// TestFrameTooLarge: a frame over SETTINGS_MAX_FRAME_SIZE (we never raise
-// it from 16384) is a FRAME_SIZE_ERROR; the GOAWAY reaches the client even
-// though it keeps sending (RFC 9113 4.2; h2spec http2/4.2).
-func TestFrameTooLarge(t *testing.T) {
-	t.Run("DATA", func(t *testing.T) {
-		r := newRaw(t, DefaultLimits(), &replier{})
-		r.headers(1, false)
-		r.fr.WriteData(1, false, make([]byte, 16385))
-		r.fr.WriteData(1, true, make([]byte, 1000))
-		r.expectGoAway(http2.ErrCodeFrameSize)
-	})
-	t.Run("HEADERS", func(t *testing.T) {
-		r := newRaw(t, DefaultLimits(), &replier{})
-		big := hpack.HeaderField{Name: "x-big", Value: strings.Repeat("~", 17000)} // no shorter in Huffman
-		r.hbuf.Reset()
-		for _, f := range append(reqFields, big) {
-			r.enc.WriteField(f)
+// TestLargeFrames: a client may send frames up to the advertised
+// SETTINGS_MAX_FRAME_SIZE (the stream window or header list limit, 64
+// KiB by default, where nginx allows 2^24-1); the codec gets them in pieces
+// of at most 16 KiB (split.go) with the same data, padding counted, and
+// header block. Unknown frame types are ignored; other frames over 16 KiB
+// and any frame over the advertised size are a FRAME_SIZE_ERROR (RFC 9113
+// 4.2, 5.5).
+func TestLargeFrames(t *testing.T) {
+	body := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + i%26)
 		}
-		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.hbuf.Bytes(), EndStream: true, EndHeaders: true})
-		r.expectGoAway(http2.ErrCodeFrameSize)
-	})
-	t.Run("max size is fine", func(t *testing.T) {
-		got := make(chan string, 1)
-		r := newRaw(t, DefaultLimits(), &replier{got: got})
-		r.headers(1, false)
-		r.fr.WriteData(1, true, make([]byte, 16384))
+		return b
+	}
+	wantBody := func(t *testing.T, got chan string, want []byte) {
+		t.Helper()
 		select {
 		case b := <-got:
-			if len(b) != 16384 {
-				t.Fatalf("got %d bytes", len(b))
+			if b != string(want) {
+				t.Fatalf("got %d bytes, want %d (equal: %v)", len(b), len(want), b == string(want))
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("request body not delivered")
 		}
+	}
+	t.Run("DATA", func(t *testing.T) {
+		got := make(chan string, 1)
+		r := newRaw(t, DefaultLimits(), &replier{got: got})
+		r.headers(1, false)
+		b := body(40000)
+		r.fr.WriteData(1, true, b)
+		wantBody(t, got, b)
+	})
+	t.Run("DATA padded", func(t *testing.T) {
+		got := make(chan string, 1)
+		lim := DefaultLimits()
+		lim.StreamWindow = 1 << 17
+		r := newRaw(t, lim, &replier{got: got})
+		r.headers(1, false)
+		b := body(16380) // with the padding, the data ends in the last piece
+		r.fr.WriteDataPadded(1, false, b, make([]byte, 200))
+		b2 := body(50000)
+		r.fr.WriteDataPadded(1, true, b2, make([]byte, 255))
+		wantBody(t, got, append(b, b2...))
+		// Padding is counted by flow control: all of it comes back.
+		var back uint32
+		r.expect("WINDOW_UPDATE for all", func(f http2.Frame) bool {
+			if wu, ok := f.(*http2.WindowUpdateFrame); ok && wu.StreamID == 0 {
+				back += wu.Increment
+			}
+			return back >= uint32(1+len(b)+200+1+len(b2)+255)
+		})
+	})
+	t.Run("HEADERS", func(t *testing.T) {
+		hs := &bigSpy{got: make(chan string, 1)}
+		r := newRaw(t, DefaultLimits(), hs)
+		big := hpack.HeaderField{Name: "x-big", Value: strings.Repeat("~", 20000)} // no shorter in Huffman
+		r.hbuf.Reset()
+		for _, f := range append(reqFields, big) {
+			r.enc.WriteField(f)
+		}
+		r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.hbuf.Bytes(), EndStream: true, EndHeaders: false,
+			PadLength: 100, Priority: http2.PriorityParam{Weight: 20}})
+		r.fr.WriteContinuation(1, true, nil)
+		select {
+		case v := <-hs.got:
+			if v != big.Value {
+				t.Fatalf("x-big: %d bytes", len(v))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no stream")
+		}
+	})
+	t.Run("unknown type", func(t *testing.T) {
+		got := make(chan string, 1)
+		r := newRaw(t, DefaultLimits(), &replier{got: got})
+		r.fr.WriteRawFrame(0x42, 0, 0, body(30000))
+		r.headers(1, false)
+		r.fr.WriteData(1, true, []byte("after"))
+		wantBody(t, got, []byte("after"))
+	})
+	t.Run("over the advertised size", func(t *testing.T) {
+		r := newRaw(t, DefaultLimits(), &replier{})
+		r.headers(1, false)
+		r.fr.WriteData(1, true, body(int(maxFrameSize(DefaultLimits()))+1))
+		r.expectGoAway(http2.ErrCodeFrameSize)
+	})
+	t.Run("SETTINGS", func(t *testing.T) {
+		r := newRaw(t, DefaultLimits(), &replier{})
+		r.fr.WriteRawFrame(http2.FrameSettings, 0, 0, make([]byte, 6*3000))
+		r.expectGoAway(http2.ErrCodeFrameSize)
 	})
 }
+
+// bigSpy reports the x-big field of each new stream.
+type bigSpy struct{ got chan string }
+
+func (h *bigSpy) HandleStream(s *Stream, f *http2.MetaHeadersFrame) StreamHandler {
+	for _, hf := range f.RegularFields() {
+		if hf.Name == "x-big" {
+			h.got <- hf.Value
+		}
+	}
+	return nil
+}
+func (h *bigSpy) HandleGoAway(*Conn)       {}
+func (h *bigSpy) HandleClose(*Conn, error) {}
 
 // TestSelfDependency: a stream depending on itself is a stream
 // PROTOCOL_ERROR, in HEADERS or PRIORITY (RFC 7540 5.3.1; h2spec

@@ -296,6 +296,14 @@ func (c *Conn) endSentLocked(s *Stream) {
 func (c *Conn) writeHeadersLocked(id uint32, fields []hpack.HeaderField, end bool) {
 	c.hbuf.Reset()
 	for _, f := range fields {
+		if c.role == Server {
+			// A field a backend sent never-indexed goes to the client as
+			// a plain literal, which no dynamic table holds either
+			// (nginx does the same). Toward backends the flag stays: an
+			// upstream connection carries many clients' requests, the
+			// case RFC 7541 7.1.3 protects.
+			f.Sensitive = false
+		}
 		c.enc.WriteField(f)
 	}
 	block := c.hbuf.Bytes()
