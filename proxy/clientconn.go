@@ -118,6 +118,14 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
 	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if misdirected(lst, srv, r) {
+		ar := misdirectedResult()
+		fields, body := refuseStream(s, rc, fc, r, ar, f.StreamEnded())
+		if lg := rc.loggerFor(srv, loc); lg != nil {
+			c.logRefused(lg, f, ar, fields, body)
+		}
+		return nil
+	}
 	if msg := rc.refusal(srv, c.tls); msg != "" {
 		act = refuseAction(msg, r)
 		if act.Code == 0 {
