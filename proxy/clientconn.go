@@ -238,6 +238,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		// add_header values and error pages are expanded when the
 		// response comes, after r (the connection's scratch) is reused.
 		rq := *r
+		rq.Upstreams = nil // its own list, filled as attempts end
 		cl.filter.r = &rq
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {
