@@ -699,6 +699,10 @@ func (c *call) reportLocked(err error, reset bool, now time.Time) {
 		}
 		lg.r.Upstreams = append(lg.r.Upstreams, a)
 	}
+	if r := c.filter.r; r != nil {
+		// $upstream_addr and company in an error page or add_header
+		r.Upstreams = append(r.Upstreams, route.UpstreamAttempt{Addr: c.peer.Addr, ResponseTime: now.Sub(c.picked), ConnectTime: -1})
+	}
 }
 
 // releaseLocked tells the current peer how its attempt ended. The final
@@ -843,7 +847,9 @@ func (c *call) interceptLocked(status string) bool {
 		return false
 	}
 	c.respStarted = true
-	fields, _ := respond(c.cs, p.Action, &filterCtx{st: p.Settings, tbl: c.filter.tbl, r: c.filter.r}, c.filter.r.Method)
+	r := c.filter.r
+	r.Upstreams = append(r.Upstreams, route.UpstreamAttempt{Addr: c.peer.Addr, Status: code, ResponseTime: time.Since(c.picked), ConnectTime: -1})
+	fields, _ := respond(c.cs, p.Action, &filterCtx{st: p.Settings, tbl: c.filter.tbl, r: r}, r.Method)
 	if lg := c.lg; lg != nil {
 		lg.upStatus = code
 		lg.status = p.Action.Code

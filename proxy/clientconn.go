@@ -139,6 +139,14 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		access.RealIP(r, &srv.Settings.Access.RealIP) // nginx's post-read phase
 	}
 	fc := &filterCtx{st: routeSettings(srv, loc, r), tbl: rc.table, r: r}
+	if misdirected(lst, srv, r) {
+		ar := misdirectedResult()
+		fields, body := refuseStream(s, rc, fc, r, ar, f.StreamEnded())
+		if lg := rc.loggerFor(srv, loc); lg != nil {
+			c.logRefused(lg, f, ar, fields, body)
+		}
+		return nil
+	}
 	if msg := rc.refusal(srv, c.tls); msg != "" {
 		act = refuseAction(msg, r)
 		if act.Code == 0 {
@@ -251,6 +259,7 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		// add_header values and error pages are expanded when the
 		// response comes, after r (the connection's scratch) is reused.
 		rq := *r
+		rq.Upstreams = nil // its own list, filled as attempts end
 		cl.filter.r = &rq
 	}
 	if st.ClientMaxBodySizeSet && st.ClientMaxBodySize > 0 {

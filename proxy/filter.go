@@ -217,7 +217,8 @@ func (rc *running) errorPage(a *route.Action, f *filterCtx) (*route.Action, *fil
 // failFields are the fields answering a call gproxy fails before any
 // response: the error page configured for the HTTP status nginx would
 // send (httpCode) when there is one — the configuration wins — else
-// gproxy's gRPC status as a trailers-only response, through the response
+// gproxy's gRPC status as a trailers-only response with nginx's HTTP
+// status (200 where nginx has none, httpCode 0), through the response
 // phase. Error pages with a body are not used here (a gRPC client could
 // not read it); they are answered as the built-in error.
 func failFields(rc *running, f *filterCtx, grpcCode int, msg string, httpCode int, method string) []hpack.HeaderField {
@@ -230,8 +231,16 @@ func failFields(rc *running, f *filterCtx, grpcCode int, msg string, httpCode in
 		}
 	}
 	fields := trailersOnly(grpcCode, msg)
-	fields = f.headerPhase(fields, http.StatusOK)
-	return f.trailerPhase(fields, http.StatusOK)
+	status := http.StatusOK
+	if httpCode != 0 {
+		// nginx's status on the wire and in $status, the gRPC status for
+		// the client: gRPC clients take grpc-status over :status when
+		// both are there (gRPC's http-grpc-status-mapping.md).
+		status = httpCode
+		fields[0].Value = strconv.Itoa(httpCode)
+	}
+	fields = f.headerPhase(fields, status)
+	return f.trailerPhase(fields, status)
 }
 
 // failAnswer is gproxy's answer to a request it fails before any

@@ -88,7 +88,9 @@ func (h *http1Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	srv, loc, act := rc.table.Route(lst, r)
 	if hc != nil {
-		if msg := rc.refusal(srv, hc.tls); msg != "" {
+		if misdirected(lst, srv, r) {
+			act = &route.Action{Code: http.StatusMisdirectedRequest}
+		} else if msg := rc.refusal(srv, hc.tls); msg != "" {
 			act = &route.Action{Code: http.StatusBadRequest, Body: "400 Bad Request: " + msg + "\n"}
 		}
 	}

@@ -173,6 +173,7 @@ func (s *Server) build(cfg *config.Config, check bool) (*running, error) {
 		}
 		return nil, err
 	}
+	s.noteRSAFallback()
 	return rc, nil
 }
 

@@ -3,14 +3,16 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gproxy/gproxy/parser/config"
 	"github.com/gproxy/gproxy/parser/tlsconf"
+	"github.com/gproxy/gproxy/parser/tlsconf/opensslrsa"
+	"github.com/gproxy/gproxy/proxy/access"
 	"github.com/gproxy/gproxy/proxy/route"
 	"go.uber.org/zap"
 )
@@ -67,27 +69,47 @@ func (rc *running) buildTLS() error {
 	return nil
 }
 
-// errRejectHandshake ends a handshake that selects a server with
-// ssl_reject_handshake on, or one without a certificate.
-var errRejectHandshake = errors.New("handshake rejected (ssl_reject_handshake)")
+// noteRSAFallback says once per process, at notice level, why RSA keys
+// sign with Go's crypto/rsa rather than OpenSSL (see package opensslrsa):
+// handshakes work either way, but each costs about ten times the CPU.
+func (s *Server) noteRSAFallback() {
+	if err := opensslrsa.Fallback(); err != nil {
+		rsaFallbackOnce.Do(func() { s.log.Info(err.Error()) })
+	}
+}
+
+var rsaFallbackOnce sync.Once
+
+// rejectConfig ends a handshake that selects a server with
+// ssl_reject_handshake on, or one without a certificate: having no
+// certificate, crypto/tls ends it with the alert unrecognized_name (112),
+// as nginx's SNI callback does. It allows every version and offers no ALPN
+// and no resumption, so that nothing ends the handshake earlier with
+// another alert.
+var rejectConfig = &tls.Config{MinVersion: tls.VersionTLS10, SessionTicketsDisabled: true}
 
 // tlsConfig is the listener's crypto/tls configuration: every handshake
 // picks its server's from the running configuration.
 func (s *Server) tlsConfig(ln *listener) *tls.Config {
 	return &tls.Config{
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			rc := s.cur.Load()
-			l := rc.listeners[ln.key]
-			if l == nil {
-				return nil, errRejectHandshake
-			}
-			srv := l.ServerAt(h.Conn.LocalAddr(), h.ServerName)
-			if c := rc.tlsConfigs[tlsKey{srv, ln.http2.Load()}]; c != nil {
+			if c := s.serverTLS(ln, h.Conn.LocalAddr(), h.ServerName); c != nil {
 				return c, nil
 			}
-			return nil, errRejectHandshake
+			return rejectConfig, nil
 		},
 	}
+}
+
+// serverTLS is the crypto/tls configuration of the server that SNI name
+// selects on ln, nil when that server rejects handshakes.
+func (s *Server) serverTLS(ln *listener, local net.Addr, name string) *tls.Config {
+	rc := s.cur.Load()
+	l := rc.listeners[ln.key]
+	if l == nil {
+		return nil
+	}
+	return rc.tlsConfigs[tlsKey{l.ServerAt(local, name), ln.http2.Load()}]
 }
 
 // handshakeTimeout bounds a TLS handshake, as client_header_timeout's
@@ -104,7 +126,9 @@ func (s *Server) handshake(ln *listener, nc net.Conn) *tlsConn {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if !errors.Is(err, errRejectHandshake) {
+		// A rejected handshake is what the configuration asks for; the
+		// name crypto/tls records comes before it picks a certificate.
+		if s.serverTLS(ln, nc.LocalAddr(), tc.ConnectionState().ServerName) != nil {
 			s.log.Info("SSL handshake failed", zap.Stringer("client", nc.RemoteAddr()), zap.Error(err))
 		}
 		tc.Close()
@@ -153,6 +177,34 @@ func headerFieldValue(r *route.Request, name string) string {
 		}
 	}
 	return ""
+}
+
+// misdirected is nginx's 421 rule (ngx_http_set_virtual_server): on a
+// TLS connection whose SNI named one of the listener's servers, a request
+// for another host (see route.Listener.SNIMismatch) is misdirected when
+// the server that host selects verifies client certificates
+// (ssl_verify_client on, optional or optional_no_ca), since the
+// certificate was asked for, or not, under the SNI's server.
+func misdirected(lst *route.Listener, srv *config.Server, r *route.Request) bool {
+	if r.TLS == nil || srv == nil {
+		return false
+	}
+	if v := srv.Settings.SSL.VerifyClient; v == "" || v == "off" {
+		return false
+	}
+	host := r.Authority
+	if host == "" {
+		host = headerFieldValue(r, "host")
+	}
+	return lst.SNIMismatch(r.LocalAddr, r.TLS.State.ServerName, host)
+}
+
+// misdirectedResult answers a misdirected request: 421 with nginx's page
+// or its error_page; a gRPC call without an error_page for 421 gets
+// PERMISSION_DENIED (refusalCode) with the text nginx logs.
+func misdirectedResult() *access.Result {
+	return &access.Result{Status: http.StatusMisdirectedRequest,
+		Message: "client attempted to request the server name different from the one that was negotiated"}
 }
 
 // refusal is nginx's answer to a request of srv on a connection whose

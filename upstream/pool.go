@@ -86,6 +86,9 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	}
 	if opt.ReadBufferSize > 0 {
 		lim.ReadBufferSize = opt.ReadBufferSize
+		// The response header must fit grpc_buffer_size in nginx: a
+		// larger buffer takes larger headers.
+		lim.MaxHeaderListSize = max(lim.MaxHeaderListSize, uint32(opt.ReadBufferSize))
 	}
 	if lim.PingInterval == 0 {
 		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)

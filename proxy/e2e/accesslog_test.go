@@ -77,7 +77,7 @@ server {
 	want := []string{
 		`^200 0 ` + live.addr + ` 200 ` + fmt.Sprint(okBody) + ` "POST /grpc.testing.TestService/UnaryCall HTTP/2.0" ` + rt + ` "-"$`,
 		`^200 3 ` + live.addr + ` 200 0 "POST /grpc.testing.TestService/UnaryCall HTTP/2.0" ` + rt + ` "bad input"$`,
-		`^200 14 ` + dead.addr + ` 502 0 "POST /dead.Service/Call HTTP/2.0" ` + rt + ` "` + msg + `"$`,
+		`^502 14 ` + dead.addr + ` 502 0 "POST /dead.Service/Call HTTP/2.0" ` + rt + ` "` + msg + `"$`,
 		`^200 - - - 2 "GET /healthz HTTP/1.1" ` + rt + ` "-"$`,
 	}
 	// A line is written when its stream ends in gproxy, which can be just

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -307,6 +309,8 @@ server {
 			if err == nil {
 				conn.Close()
 				t.Errorf("%s: handshake with SNI %s succeeded, want it rejected", c.addr, c.sni)
+			} else if !strings.Contains(err.Error(), "unrecognized name") {
+				t.Errorf("%s: handshake with SNI %s: %v, want the alert unrecognized_name", c.addr, c.sni, err)
 			}
 			continue
 		}
@@ -322,6 +326,104 @@ server {
 			t.Errorf("SNI %s: ALPN %q, want h2", c.sni, cs.NegotiatedProtocol)
 		}
 		conn.Close()
+	}
+	// ssl_reject_handshake ends TLS 1.2 handshakes, and those without SNI,
+	// with unrecognized_name too (nginx's ssl_reject_handshake.t).
+	for _, c := range []struct {
+		sni string
+		max uint16
+	}{{"unknown.test", tls.VersionTLS12}, {"", tls.VersionTLS13}, {"", tls.VersionTLS12}} {
+		conn, err := tls.Dial("tcp", strict, &tls.Config{ServerName: c.sni, InsecureSkipVerify: true, MaxVersion: c.max})
+		if err == nil {
+			conn.Close()
+			t.Errorf("SNI %q, %s: handshake succeeded, want it rejected", c.sni, tls.VersionName(c.max))
+		} else if !strings.Contains(err.Error(), "unrecognized name") {
+			t.Errorf("SNI %q, %s: %v, want the alert unrecognized_name", c.sni, tls.VersionName(c.max), err)
+		}
+	}
+}
+
+// TestMisdirectedRequest: nginx's rule (ngx_http_set_virtual_server) on a
+// TLS connection whose SNI named a server: a request whose host names
+// another name, whose server verifies client certificates, gets 421
+// Misdirected Request; a gRPC call gets PERMISSION_DENIED from gproxy.
+// Without client verification in the host's server, or when SNI named no
+// server, the host chooses the server as usual.
+func TestMisdirectedRequest(t *testing.T) {
+	p := newPKI(t)
+	a := tlstest.New(t, p.ca, tlstest.Options{CN: "a.test"})
+	b := tlstest.New(t, p.ca, tlstest.Options{CN: "b.test"})
+	aCrt, aKey := a.Write(t, p.dir, "a")
+	bCrt, bKey := b.Write(t, p.dir, "b")
+	addr := freeAddr(t)
+	startProxy(t, fmt.Sprintf(`
+server {
+    listen %[1]s ssl http2;
+    server_name a.test;
+    ssl_certificate %[2]s;
+    ssl_certificate_key %[3]s;
+    location / { return 200 "a"; }
+}
+server {
+    listen %[1]s ssl http2;
+    server_name b.test;
+    ssl_certificate %[4]s;
+    ssl_certificate_key %[5]s;
+    ssl_verify_client optional;
+    ssl_client_certificate %[6]s;
+    location / { return 200 "b"; }
+}
+`, addr, aCrt, aKey, bCrt, bKey, p.caPath))
+	for _, c := range []struct {
+		sni, host string
+		want      string // status line's code and body
+	}{
+		{"a.test", "a.test", "200 a"},
+		{"a.test", "b.test", "421"},
+		{"a.test", "B.Test:8443", "421"},
+		{"b.test", "b.test:8443", "200 b"},
+		{"b.test", "a.test", "200 a"},       // a.test verifies no certificate
+		{"unknown.test", "b.test", "200 b"}, // SNI named no server
+	} {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: c.sni, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Errorf("SNI %s: %v", c.sni, err)
+			continue
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", c.host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("SNI %s, Host %s: %v", c.sni, c.host, err)
+			conn.Close()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		got := fmt.Sprint(resp.StatusCode)
+		if resp.StatusCode == 200 {
+			got += " " + string(body)
+		}
+		if got != c.want {
+			t.Errorf("SNI %s, Host %s: %s, want %s", c.sni, c.host, got, c.want)
+		}
+	}
+	// grpc-go refuses an authority other than its TLS server name, so the
+	// test does TLS itself.
+	dialSNI := func(ctx context.Context, addr string) (net.Conn, error) {
+		d := tls.Dialer{Config: &tls.Config{RootCAs: p.ca.Pool(), ServerName: "a.test", NextProtos: []string{"h2"}}}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithContextDialer(dialSNI),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("b.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = testpb.NewTestServiceClient(cc).EmptyCall(testCtx(t, 20*time.Second), &testpb.Empty{})
+	if !differs(t, "nginx", "a 421 reaches a gRPC client as an HTTP status") &&
+		(status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "server name different")) {
+		t.Errorf("gRPC call with SNI a.test for b.test: %v, want PermissionDenied", err)
 	}
 }
 
@@ -350,7 +452,10 @@ func TestUpstreamClientCertificate(t *testing.T) {
 		},
 	})
 	bs := startBackends(t, 1, grpc.Creds(creds))
-	addr := freeAddr(t)
+	// An RSA client certificate too: its key signs with OpenSSL when
+	// gproxy is built with cgo (package opensslrsa).
+	rsaCrt, rsaKey := tlstest.New(t, p.ca, tlstest.Options{CN: "rsa-client", Client: true, RSA: true}).Write(t, p.dir, "rsa-client")
+	addr, rsaAddr := freeAddr(t), freeAddr(t)
 	startProxy(t, upstreamBlock("backends", bs)+fmt.Sprintf(`
 server {
     listen %s http2;
@@ -365,9 +470,22 @@ server {
         grpc_ssl_password_file %s;
     }
 }
-`, addr, p.caPath, p.clientCrt, encKey, pwFile))
+server {
+    listen %s http2;
+    location / {
+        grpc_pass grpcs://backends;
+        grpc_ssl_name localhost;
+        grpc_ssl_server_name on;
+        grpc_ssl_certificate %s;
+        grpc_ssl_certificate_key %s;
+    }
+}
+`, addr, p.caPath, p.clientCrt, encKey, pwFile, rsaAddr, rsaCrt, rsaKey))
 	if _, err := client(t, addr).EmptyCall(testCtx(t, 10*time.Second), &testpb.Empty{}); err != nil {
 		t.Fatalf("call through an upstream requiring a client certificate: %v", err)
+	}
+	if _, err := client(t, rsaAddr).EmptyCall(testCtx(t, 10*time.Second), &testpb.Empty{}); err != nil {
+		t.Errorf("call with an RSA client certificate: %v", err)
 	}
 	if got, _ := sni.Load().(string); got != "localhost" {
 		t.Errorf("SNI sent upstream %q, want localhost", got)

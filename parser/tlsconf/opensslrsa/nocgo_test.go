@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package opensslrsa
+
+const cgoEnabled = false
