@@ -328,9 +328,16 @@ func (c *Conn) Serve() error {
 // any other connection waits on a fresh goroutine, with a minimal stack.
 func (c *Conn) Start(done func(error)) {
 	c.done = done
+	go c.serve()
+}
+
+// serve is the first reader. Our preface and SETTINGS go out from here,
+// not from Start's caller, so that a stream the caller opens right after
+// Start (Client role) usually leaves in the same write.
+func (c *Conn) serve() {
 	c.start()
 	c.armReadDeadline(time.Now())
-	go c.run()
+	c.run()
 }
 
 // run is the reader: it reads frames until the connection ends, then shuts
