@@ -75,6 +75,10 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	lim.MaxRequests = 0
 	if u.Keepalive > 0 {
 		lim.MaxRequests = u.KeepaliveRequests
+	} else {
+		// Without `keepalive` nginx keeps no idle connection: gproxy's
+		// are shared by the streams open together, then closed.
+		lim.CloseIdle = true
 	}
 	// DATA towards the server goes in frames as large as the protocol's
 	// default SETTINGS_MAX_FRAME_SIZE, as nginx's grpc module sends up to

@@ -1157,6 +1157,9 @@ func (c *Conn) removeLocked(s *Stream) {
 	s.pend = nil
 	if c.active == 0 {
 		c.idleSince = time.Now()
+		if c.lim.CloseIdle && c.role == Client {
+			c.goAwaySent = true // open no more streams on it
+		}
 		if c.goAwaySent || c.goAwayRecv {
 			c.closeWhenDrained = true
 			c.kickLocked()
