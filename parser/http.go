@@ -64,7 +64,8 @@ func defaultSettings() config.Settings {
 		Limits: config.LimitSettings{
 			ReqStatus: 503, ReqLogLevel: "error", ConnStatus: 503, ConnLogLevel: "error",
 		},
-		DefaultType: "text/plain",
+		DefaultType:       "text/plain",
+		MirrorRequestBody: true,
 		GRPC: config.GRPCSettings{
 			ConnectTimeout:  60 * time.Second,
 			ReadTimeout:     60 * time.Second,

@@ -142,7 +142,7 @@ func TestErrorMessages(t *testing.T) {
 		{"events{}\nhttp{server{add_header a b never;}}\n", `[emerg] invalid parameter "never" in F:2`},
 		{"events{}\nhttp{server{location ~ ^/a(?=b) {}}}\n", `[emerg] regex "^/a(?=b)" uses PCRE syntax that gproxy's RE2 engine does not support ((?=) in F:2`},
 		{"events{}\nhttp{server{location / {grpc_pass 127.0.0.1:$x;}}}\n", `[emerg] unknown "x" variable`},
-		{"events{}\nhttp{log_format a \"$request_body\";}\n", `[emerg] unknown "request_body" variable`},
+		{"events{}\nhttp{log_format a \"$request_body_file\";}\n", `[emerg] unknown "request_body_file" variable`},
 	}
 	for _, tt := range tests {
 		dir, _, _, err := load(t, map[string]string{"nginx.conf": tt.conf}, Options{})

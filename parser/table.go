@@ -106,7 +106,7 @@ var table map[string][]command
 // commandLists are the per-module tables, in nginx's module order.
 var commandLists = [][]command{
 	coreCommands, eventsCommands, httpCommands, logCommands, upstreamCommands,
-	grpcCommands, sslCommands, rewriteCommands, responseCommands, mapCommands, accessCommands,
+	grpcCommands, sslCommands, rewriteCommands, responseCommands, mirrorCommands, mapCommands, accessCommands,
 	limitCommands, ignoredCommands, unsupportedCommands, dynamicCommands, processCommands, monitorCommands,
 }
 

@@ -66,19 +66,24 @@ func rawHTTP1(t *testing.T, addr, request string) (status string, hd http.Header
 // same configuration through real nginx gives the same statuses and
 // bodies.
 func TestHTTP1ThroughGRPCPassMatchesNginx(t *testing.T) {
-	b1 := startH2C(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/ok":
-			io.WriteString(w, "AND-THIS\n")
-		case "/500":
-			w.WriteHeader(500)
-		case "/reset":
-			panic(http.ErrAbortHandler) // RST_STREAM before any header
-		default:
-			w.WriteHeader(404)
-		}
-	})
-	b2 := startH2C(t, func(w http.ResponseWriter, r *http.Request) {
+	// The backends are gproxy's own HTTP/2 `return` servers, as in nginx's
+	// grpc_next_upstream.t (`return 444` resets the stream); the echo and
+	// trailers backend is Go's.
+	b1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startProxy(t, fmt.Sprintf(`events {}
+http {
+    access_log off;
+    server {
+        listen %s http2;
+        location / { return 404; }
+        location /ok { return 200 "AND-THIS\n"; }
+        location /500 { return 500; }
+        location /reset { return 444; }
+    }
+}
+`, b1))
+	var b2 string
+	b2go := startH2C(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/echo" {
 			b, _ := io.ReadAll(r.Body)
 			fmt.Fprintf(w, "%s %s %s host=%s te=%q conn=%q body=%q\n", r.Method, r.URL.RequestURI(), r.Proto,
@@ -94,6 +99,17 @@ func TestHTTP1ThroughGRPCPassMatchesNginx(t *testing.T) {
 		}
 		io.WriteString(w, "SEE-THIS\n")
 	})
+	b2 = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startProxy(t, fmt.Sprintf(`events {}
+http {
+    access_log off;
+    server {
+        listen %s http2;
+        location / { return 200 "SEE-THIS\n"; }
+        location /all/ { return 404; }
+    }
+}
+`, b2))
 	body := `
     upstream u {
         server %[2]s max_fails=2;
@@ -109,8 +125,8 @@ func TestHTTP1ThroughGRPCPassMatchesNginx(t *testing.T) {
             grpc_pass u;
             grpc_next_upstream http_500 http_404 invalid_header;
         }
-        location /echo { grpc_pass grpc://%[3]s; }
-        location /trailers { grpc_pass grpc://%[3]s; }
+        location /echo { grpc_pass grpc://%[4]s; }
+        location /trailers { grpc_pass grpc://%[4]s; }
         location /dead { grpc_pass grpc://127.0.0.1:9; }
         location /all/ {
             grpc_pass u2;
@@ -121,12 +137,12 @@ func TestHTTP1ThroughGRPCPassMatchesNginx(t *testing.T) {
         location /all/404 { return 200 "$upstream_addr\n"; }
     }
 `
-	_, naddr := nginxtest.Start(t, "access_log off;\n"+fmt.Sprintf(body, "{ADDR}", b1, b2))
+	_, naddr := nginxtest.Start(t, "access_log off;\n"+fmt.Sprintf(body, "{ADDR}", b1, b2, b2go))
 	gaddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	// The access log only for the locations that need it: $upstream_addr
 	// in the error page must not depend on it.
-	s := startProxy(t, "events {}\nhttp {\naccess_log off;\n"+strings.Replace(fmt.Sprintf(body, gaddr, b1, b2),
+	s := startProxy(t, "events {}\nhttp {\naccess_log off;\n"+strings.Replace(fmt.Sprintf(body, gaddr, b1, b2, b2go),
 		"location / {", "location / {\n            access_log "+logFile+";", 1)+"}\n")
 
 	get := func(addr, path, proto string) string {
@@ -161,7 +177,7 @@ func TestHTTP1ThroughGRPCPassMatchesNginx(t *testing.T) {
 		"TE: trailers\r\nContent-Length: 5\r\n\r\nhello"
 	_, _, nb := rawHTTP1(t, naddr, req)
 	_, _, gb := rawHTTP1(t, gaddr, req)
-	want := `POST /echo?a=1 HTTP/2.0 host=` + b2 + ` te="trailers" conn="1" body="hello"` + "\n"
+	want := `POST /echo?a=1 HTTP/2.0 host=` + b2go + ` te="trailers" conn="1" body="hello"` + "\n"
 	if gb != want || nb != want {
 		t.Errorf("request at the backend:\nnginx:  %q\ngproxy: %q\nwant:   %q", nb, gb, want)
 	}

@@ -106,6 +106,9 @@ type call struct {
 	rc     *running
 	status int  // :status of the response sent to the client; 0 before
 	grpc   bool // the request is a gRPC call (isGRPC): failures answer with a gRPC status
+
+	mirror   *mirrorReq // mirror subrequests to send when the call begins; nil if none
+	bodyWait *bodyWait  // the call begins once the whole body is here; nil if not waiting
 }
 
 // callLog is what a call keeps for its access log line. Its fields are
@@ -255,11 +258,59 @@ func (c *call) beginAfter(connectTimeout, d time.Duration) {
 
 // beginAt begins the call as if the peer had been picked at picked.
 func (c *call) beginAt(connectTimeout time.Duration, picked time.Time) {
-	c.lastUp.Store(picked.UnixNano())
 	c.mu.Lock()
 	defer c.unlock()
+	c.beginLocked(connectTimeout, picked)
+}
+
+// waitBody makes the call begin only once the client's whole request
+// body is here (mirror_request_body), after limit_req's delay d if any.
+// Meanwhile the body collects in pend and the client is credited for it,
+// up to client_max_body_size (nginx's 1m when not set).
+func (c *call) waitBody(connectTimeout, d time.Duration) {
+	c.mu.Lock()
+	defer c.unlock()
+	c.picked = c.start
+	c.bodyWait = &bodyWait{connectTimeout: connectTimeout, delay: d}
+	if c.maxBody == 0 {
+		c.maxBody = defaultMaxBody
+	}
+}
+
+// bodyWait is a call waiting for its whole request body.
+type bodyWait struct {
+	connectTimeout, delay time.Duration
+}
+
+// bodyDoneLocked begins a call that waited for its body, which is now
+// complete.
+func (c *call) bodyDoneLocked() {
+	w := c.bodyWait
+	c.bodyWait = nil
+	body := append([]byte{}, c.pend...)
+	if r := c.filter.r; r != nil {
+		r.RequestBody = body
+	}
+	if lg := c.lg; lg != nil {
+		lg.r.RequestBody = body
+	}
+	if w.delay > 0 {
+		ct := w.connectTimeout
+		c.delay = time.AfterFunc(w.delay, func() { c.beginAt(ct, time.Now()) })
+		return
+	}
+	c.beginLocked(w.connectTimeout, time.Now())
+}
+
+// beginLocked begins the call: mirrors, then the upstream stream.
+func (c *call) beginLocked(connectTimeout time.Duration, picked time.Time) {
+	c.lastUp.Store(picked.UnixNano())
 	if c.done {
 		return // the client gave up while limit_req delayed the call
+	}
+	if m := c.mirror; m != nil {
+		c.mirror = nil
+		m.send(append([]byte(nil), c.pend...)) // pend goes upstream too
 	}
 	c.connectTimeout = connectTimeout
 	c.picked = picked
@@ -464,6 +515,12 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 		us := c.upstream()
 		if us == nil {
 			c.pend = append(c.pend, p...)
+			if c.bodyWait != nil {
+				s.Credit(len(p)) // bounded by maxBody above
+				if end {
+					c.bodyDoneLocked()
+				}
+			}
 			return
 		}
 		c.touch()
@@ -842,13 +899,16 @@ func (c *call) interceptLocked(status string) bool {
 	if st == nil || !st.GRPC.InterceptErrors || code < 300 || c.filter.r == nil || len(st.ErrorPages) == 0 {
 		return false
 	}
-	p, ok := c.rc.table.ErrorPage(st, code, c.filter.r)
+	r := c.filter.r
+	n := len(r.Upstreams)
+	// The page's variables ($upstream_addr, ...) see this attempt too.
+	r.Upstreams = append(r.Upstreams, route.UpstreamAttempt{Addr: c.peer.Addr, Status: code, ResponseTime: time.Since(c.picked), ConnectTime: -1})
+	p, ok := c.rc.table.ErrorPage(st, code, r)
 	if !ok {
+		r.Upstreams = r.Upstreams[:n]
 		return false
 	}
 	c.respStarted = true
-	r := c.filter.r
-	r.Upstreams = append(r.Upstreams, route.UpstreamAttempt{Addr: c.peer.Addr, Status: code, ResponseTime: time.Since(c.picked), ConnectTime: -1})
 	fields, _ := respond(c.cs, p.Action, &filterCtx{st: p.Settings, tbl: c.filter.tbl, r: r}, r.Method)
 	if lg := c.lg; lg != nil {
 		lg.upStatus = code

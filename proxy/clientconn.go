@@ -278,6 +278,13 @@ func (c *clientConn) HandleStream(s *h2.Stream, f *http2.MetaHeadersFrame) h2.St
 		cl.lg.r.RequestLength = fieldsSize(f.Fields)
 	}
 	s.SetHandler(cl)
+	if len(st.Mirrors) > 0 {
+		cl.mirror = newMirrorReq(rc, srv, st, f, r)
+		if st.MirrorRequestBody && !cl.reqEnd {
+			cl.waitBody(st.GRPC.ConnectTimeout, ar.Delay)
+			return cl
+		}
+	}
 	if ar.Delay > 0 {
 		cl.beginAfter(st.GRPC.ConnectTimeout, ar.Delay)
 		return cl

@@ -188,7 +188,7 @@ func (l *load) end() {
 
 func hcConf(port int, hc string, servers ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "events {}\nhttp {\n  upstream u {\n    zone u 64k;\n")
+	fmt.Fprintf(&b, "events {}\nhttp {\n  upstream u {\n    zone u 64k;\n    keepalive 32;\n")
 	for _, s := range servers {
 		fmt.Fprintf(&b, "    server %s;\n", s)
 	}
@@ -455,7 +455,7 @@ func startSBackend(t *testing.T, delay time.Duration) *sbackend {
 
 func upsConf(port int, directives string, servers ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "events {}\nhttp {\n  upstream u {\n    %s\n", directives)
+	fmt.Fprintf(&b, "events {}\nhttp {\n  upstream u {\n    keepalive 32;\n    %s\n", directives)
 	for _, s := range servers {
 		fmt.Fprintf(&b, "    server %s;\n", s)
 	}

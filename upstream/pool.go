@@ -75,6 +75,10 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 	lim.MaxRequests = 0
 	if u.Keepalive > 0 {
 		lim.MaxRequests = u.KeepaliveRequests
+	} else {
+		// Without `keepalive` nginx keeps no idle connection: gproxy's
+		// are shared by the streams open together, then closed.
+		lim.CloseIdle = true
 	}
 	// DATA towards the server goes in frames as large as the protocol's
 	// default SETTINGS_MAX_FRAME_SIZE, as nginx's grpc module sends up to
@@ -367,10 +371,14 @@ func (p *Pool) dialOne(timeout time.Duration) {
 	}
 	p.mu.Unlock()
 	<-c.Ready() // also closed when the connection ends
-	if cerr := c.Err(); cerr != nil {
+	if cerr := c.Err(); cerr != nil && !c.Established() {
 		err = &DialError{Addr: p.addr, Err: cerr}
 		c = nil
 	}
+	// A connection that worked and has closed since (its early stream
+	// done, and no keepalive) is no failure: the waiters find it closed
+	// and open again.
+
 	p.mu.Lock()
 	p.warming--
 	ws := p.waiters

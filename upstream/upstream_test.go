@@ -199,7 +199,34 @@ func waitSettings(t *testing.T, p *Pool) {
 
 func testPool(addr string) *Pool {
 	set := NewSet(nil, h2.DefaultLimits())
-	return set.pool(&config.Upstream{Name: "up"}, "tcp", addr, GroupOptions{})
+	return set.pool(&config.Upstream{Name: "up", Keepalive: 16}, "tcp", addr, GroupOptions{})
+}
+
+// TestPoolWithoutKeepalive: without `keepalive` streams open together
+// share a connection, and a connection with no stream left is closed, as
+// nginx keeps no idle connection: calls one after another each dial.
+func TestPoolWithoutKeepalive(t *testing.T) {
+	addr, accepts := lateSettingsBackend(t)
+	p := NewSet(nil, h2.DefaultLimits()).pool(&config.Upstream{Name: "up"}, "tcp", addr, GroupOptions{})
+	defer p.Close()
+	r := &recorder{done: make(chan error, 2)}
+	for i := 0; i < 2; i++ {
+		if err := open(t, p, r); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no response")
+		}
+		time.Sleep(50 * time.Millisecond) // the idle connection closes
+	}
+	if n := accepts(); n != 2 {
+		t.Fatalf("%d connections for 2 calls one after the other, want 2", n)
+	}
 }
 
 // TestPoolMultiplexes: streams share one connection until the server's

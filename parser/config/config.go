@@ -518,6 +518,12 @@ type Settings struct {
 	// DefaultType is default_type: the content type of responses gproxy
 	// makes (return, error pages); "text/plain" unless set.
 	DefaultType string
+	// Mirrors are the mirror URIs: each request also goes, as a
+	// subrequest whose response is ignored, to the location of each.
+	// MirrorRequestBody (mirror_request_body, default on) sends the body
+	// with them, which makes the request wait for its whole body first.
+	Mirrors           []string
+	MirrorRequestBody bool
 }
 
 // AddHeader is one add_header or add_trailer: Name as written, Value a

@@ -27,6 +27,7 @@ var Variables = []string{
 	"https",
 	"content_type",
 	"content_length",
+	"request_body",
 	"server_protocol",
 	"request",
 	"request_id",

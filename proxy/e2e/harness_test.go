@@ -208,7 +208,10 @@ func (l *trackingListener) closeAll() {
 // with the given parameters (e.g. "weight=5"), if any.
 func upstreamBlock(name string, bs []*backend, params ...string) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "upstream %s {\n", name)
+	// keepalive: the tests are about what the proxy does with its
+	// upstream connections, which without it nginx and gproxy close as
+	// soon as they are idle.
+	fmt.Fprintf(&sb, "upstream %s {\n    keepalive 32;\n", name)
 	for i, b := range bs {
 		p := ""
 		if i < len(params) && params[i] != "" {

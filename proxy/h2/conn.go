@@ -1221,6 +1221,9 @@ func (c *Conn) removeLocked(s *Stream) {
 	s.pend = nil
 	if c.active == 0 {
 		c.idleSince = time.Now()
+		if c.lim.CloseIdle && c.role == Client {
+			c.goAwaySent = true // open no more streams on it
+		}
 		if c.goAwaySent || c.goAwayRecv {
 			c.closeWhenDrained = true
 			c.kickLocked()
@@ -1299,6 +1302,14 @@ func (c *Conn) shutdown(err error) {
 		}
 	})
 	c.h.HandleClose(c, err)
+}
+
+// Established reports whether the peer's first SETTINGS arrived: the
+// connection worked, whatever ended it since.
+func (c *Conn) Established() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sawSetting
 }
 
 // Err returns the error that closed the connection, or nil while open.

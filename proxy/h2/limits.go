@@ -75,6 +75,10 @@ type Limits struct {
 	// (keepalive_timeout: 75s on client connections, upstream
 	// keepalive_timeout 60s on upstream ones). 0 means never.
 	IdleTimeout time.Duration
+	// CloseIdle (Client role) closes the connection as soon as it has no
+	// stream: an upstream without `keepalive`, where nginx keeps no idle
+	// connection. Streams open together still share it.
+	CloseIdle bool
 
 	// PingInterval, if set, sends a PING after this long without any frame
 	// from the peer and closes the connection if nothing arrives within a

@@ -64,10 +64,11 @@ type Request struct {
 	// $request_time, $time_local and $time_iso8601.
 	End time.Time
 
-	Status        int   // $status; 0 prints as "000"
-	BytesSent     int64 // $bytes_sent
-	BodyBytesSent int64 // $body_bytes_sent
-	RequestLength int64 // $request_length
+	Status        int    // $status; 0 prints as "000"
+	BytesSent     int64  // $bytes_sent
+	BodyBytesSent int64  // $body_bytes_sent
+	RequestLength int64  // $request_length
+	RequestBody   []byte // $request_body: the whole body when it was read before proxying; nil otherwise
 
 	// ResponseHeaders are the response header fields sent to the client,
 	// lower-case names ($sent_http_NAME).

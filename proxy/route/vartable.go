@@ -150,6 +150,10 @@ var variables = []*variable{
 		found: func(_ *Table, _ varRef, r *Request) bool { return hasHeader(r.Headers, "content_type") }},
 	{name: "content_length", str: str(func(_ *Table, r *Request) string { return r.header("content-length") }),
 		found: func(_ *Table, _ varRef, r *Request) bool { return hasHeader(r.Headers, "content_length") }},
+	// $request_body: the body when it was read whole before proxying
+	// (mirror_request_body), as in nginx; otherwise not found.
+	{name: "request_body", app: app(func(_ *Table, dst []byte, r *Request) []byte { return append(dst, r.RequestBody...) }),
+		found: func(_ *Table, _ varRef, r *Request) bool { return r.RequestBody != nil }},
 	{name: "server_protocol", str: str(func(_ *Table, r *Request) string { return r.Proto })},
 	{name: "request", app: app(func(_ *Table, dst []byte, r *Request) []byte {
 		dst = append(dst, r.Method...)
