@@ -371,10 +371,14 @@ func (p *Pool) dialOne(timeout time.Duration) {
 	}
 	p.mu.Unlock()
 	<-c.Ready() // also closed when the connection ends
-	if cerr := c.Err(); cerr != nil {
+	if cerr := c.Err(); cerr != nil && !c.Established() {
 		err = &DialError{Addr: p.addr, Err: cerr}
 		c = nil
 	}
+	// A connection that worked and has closed since (its early stream
+	// done, and no keepalive) is no failure: the waiters find it closed
+	// and open again.
+
 	p.mu.Lock()
 	p.warming--
 	ws := p.waiters

@@ -1238,6 +1238,14 @@ func (c *Conn) shutdown(err error) {
 	c.h.HandleClose(c, err)
 }
 
+// Established reports whether the peer's first SETTINGS arrived: the
+// connection worked, whatever ended it since.
+func (c *Conn) Established() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sawSetting
+}
+
 // Err returns the error that closed the connection, or nil while open.
 func (c *Conn) Err() error {
 	c.mu.Lock()
