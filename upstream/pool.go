@@ -178,11 +178,13 @@ func (s *Set) DrainUnused() int {
 	return len(drain)
 }
 
-// Drain makes the pool open no more streams and its connections close
-// once their streams finish.
+// Drain makes the pool open no more streams on its connections, which
+// close once their streams finish. A call of the configuration being
+// replaced that already picked this peer may still open one: it gets a
+// connection of its own, closed when its streams are done.
 func (p *Pool) Drain() {
 	p.mu.Lock()
-	p.closed = true
+	p.drained = true
 	conns := append([]*h2.Conn(nil), p.conns...)
 	p.mu.Unlock()
 	for _, c := range conns {
@@ -238,7 +240,8 @@ type Pool struct {
 	dialing int
 	warming int // connections whose server has not sent SETTINGS yet
 	waiters []func(*h2.Conn, error)
-	closed  bool
+	closed  bool   // Close: no more streams at all
+	drained bool   // Drain: no stream joins a pooled connection
 	gen     uint64 // see Set.gen
 	stats   *PeerStats
 }
@@ -333,6 +336,10 @@ func (p *Pool) dialOne(timeout time.Duration) {
 			c.Close()
 			err = &DialError{Addr: p.addr, Err: h2.ErrClosed}
 			c = nil
+		} else if p.drained {
+			// For the waiters only: it closes once their streams end.
+			defer c.GoAway()
+			warming = !isReady(c)
 		} else {
 			p.conns = append(p.conns, c)
 			if p.maxAge > 0 {

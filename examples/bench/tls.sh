@@ -146,12 +146,12 @@ for k in $KEYS; do
 		R[$p.$k.rps]=$(awk -v ok="${ok:-0}" -v d="$DUR" 'BEGIN { printf "%.0f", ok / d }')
 		R[$p.$k.us]=$(awk -v dt=$((t1 - t0)) -v tick="$TICK" -v ok="${ok:-0}" 'BEGIN { printf "%.1f", (ok > 0 ? dt / tick / ok * 1e6 : 0) }')
 		t0=$(ticks "$p")
-		read -r hs hsn hsbad < <(taskset -c "$LOAD_CPU" timeout $((DUR + 30)) "$BT" handshake -addr "${ADDR[$p]}" -c "$HS_C" -t "${DUR}s")
+		read -r hs hsn hsbad hsclient < <(taskset -c "$LOAD_CPU" timeout $((DUR + 30)) "$BT" handshake -addr "${ADDR[$p]}" -c "$HS_C" -t "${DUR}s")
 		t1=$(ticks "$p")
-		R[$p.$k.hs]=$hs
+		R[$p.$k.hs]=$hs R[$p.$k.hsbad]=$hsbad R[$p.$k.hsclient]=$hsclient
 		R[$p.$k.hsus]=$(awk -v dt=$((t1 - t0)) -v tick="$TICK" -v n="$hsn" 'BEGIN { printf "%.0f", (n > 0 ? dt / tick / n * 1e6 : 0) }')
 		R[$p.$k.hscore]=$(awk -v dt=$((t1 - t0)) -v tick="$TICK" -v d="$DUR" 'BEGIN { printf "%.0f%%", dt / tick / d * 100 }')
-		say "$p $k: ${R[$p.$k.rps]} calls/s at ${R[$p.$k.us]} us/call; $hs handshakes/s ($hsbad failed) at ${R[$p.$k.hsus]} us each, proxy core ${R[$p.$k.hscore]}"
+		say "$p $k: ${R[$p.$k.rps]} calls/s at ${R[$p.$k.us]} us/call; $hs handshakes/s ($hsbad failed) at ${R[$p.$k.hsus]} us each, proxy core ${R[$p.$k.hscore]}, client $hsclient us each"
 		stop "$p"
 	done
 done
@@ -159,10 +159,10 @@ done
 {
 	echo "TLS, $(date -u +%Y-%m-%d), one core per proxy, TLS 1.3; $(nproc) cores, $(uname -r)"
 	echo
-	echo "| proxy | key | unary RPS 4x32 | us/call | handshakes/s | us/handshake | proxy core busy |"
-	echo "|--|--|--:|--:|--:|--:|--:|"
+	echo "| proxy | key | unary RPS 4x32 | us/call | handshakes/s | failed | us/handshake | proxy core busy | client us/handshake |"
+	echo "|--|--|--:|--:|--:|--:|--:|--:|--:|"
 	for k in $KEYS; do for p in $PROXIES; do
-		echo "| $p | $k | ${R[$p.$k.rps]:--} | ${R[$p.$k.us]:--} | ${R[$p.$k.hs]:--} | ${R[$p.$k.hsus]:--} | ${R[$p.$k.hscore]:--} |"
+		echo "| $p | $k | ${R[$p.$k.rps]:--} | ${R[$p.$k.us]:--} | ${R[$p.$k.hs]:--} | ${R[$p.$k.hsbad]:--} | ${R[$p.$k.hsus]:--} | ${R[$p.$k.hscore]:--} | ${R[$p.$k.hsclient]:--} |"
 	done; done
 	for k in $KEYS; do
 		[[ -n ${R[gproxy.$k.rps]:-} && -n ${R[haproxy.$k.rps]:-} ]] || continue

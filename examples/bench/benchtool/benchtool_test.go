@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"github.com/gproxy/gproxy/proxy/nettest"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gproxy/gproxy/examples/testservice"
+	"github.com/gproxy/gproxy/parser/tlsconf/tlstest"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
@@ -200,5 +202,59 @@ func TestRateRespectsTheStreamLimit(t *testing.T) {
 	}
 	if res.lat[0] < 100*time.Millisecond {
 		t.Fatalf("latency %v, want at least the server's 100 ms", res.lat[0])
+	}
+}
+
+// tlsServer serves full TLS 1.3 handshakes (ECDSA P-256) on a loopback port
+// and closes each connection after its handshake.
+func tlsServer(t *testing.T) string {
+	t.Helper()
+	cert := tlstest.New(t, nil, tlstest.Options{})
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, NextProtos: []string{"h2"}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = tls.Server(c, cfg).Handshake()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestHandshakesCountsEveryHandshakeAndNoFailure(t *testing.T) {
+	res := runHandshakes(tlsServer(t), 4, 300*time.Millisecond, false)
+	if res.done == 0 || res.failed != 0 || res.firstErr != nil {
+		t.Fatalf("%+v, want handshakes and no failure", res)
+	}
+	if res.perSecond <= 0 || res.clientUS <= 0 {
+		t.Fatalf("%+v, want a positive rate and client CPU", res)
+	}
+}
+
+func TestHandshakesCountsRefusedConnections(t *testing.T) {
+	ln, err := nettest.Listen("tcp", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	res := runHandshakes(addr, 2, 100*time.Millisecond, false)
+	if res.done != 0 || res.failed == 0 || !strings.Contains(fmt.Sprint(res.firstErr), "refused") {
+		t.Fatalf("%+v, want only refused connections", res)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("run took %v, want about 100ms", time.Since(start))
 	}
 }
