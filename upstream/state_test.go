@@ -230,9 +230,9 @@ func TestSetPeersReleasesPools(t *testing.T) {
 		t.Fatalf("after 1,000 address changes: %d pools, %d remembered peers; want 1 and 1", pools, remembered)
 	}
 	first.mu.Lock()
-	closed := first.closed
+	drained := first.drained
 	first.mu.Unlock()
-	if !closed {
+	if !drained {
 		t.Fatal("the pool of the first, removed peer was not drained")
 	}
 	g.SetPeers(sv, "tcp", []string{"10.0.0.1:1"})
