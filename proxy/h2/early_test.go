@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -105,18 +106,12 @@ func TestClientOpensBeforeServerSettings(t *testing.T) {
 	order := make(chan []http2.FrameType, 1)
 	release := make(chan struct{}) // the test has tried a second stream
 	go func() {
-		nc, err := ln.Accept()
+		nc, err := acceptClient(ln)
 		if err != nil {
 			order <- nil
 			return
 		}
 		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, len(ClientPreface))
-		if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != ClientPreface {
-			order <- nil
-			return
-		}
 		fr := http2.NewFramer(nc, nc)
 		var seen []http2.FrameType
 		for {
@@ -185,6 +180,22 @@ func TestClientOpensBeforeServerSettings(t *testing.T) {
 	}
 }
 
+// acceptClient accepts one connection on ln for a test playing the server
+// and reads the client preface; the connection has a 5 s deadline.
+func acceptClient(ln net.Listener) (net.Conn, error) {
+	nc, err := ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(ClientPreface))
+	if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != ClientPreface {
+		nc.Close()
+		return nil, errors.New("no client preface")
+	}
+	return nc, nil
+}
+
 // appendStatus200 is an HPACK block holding :status 200 (static index 8).
 func appendStatus200(b []byte) []byte { return append(b, 0x88) }
 
@@ -211,13 +222,10 @@ func TestClientServerClosesBeforeSettings(t *testing.T) {
 	// closed.
 	opened := make(chan struct{})
 	go func() {
-		nc, err := ln.Accept()
+		nc, err := acceptClient(ln)
 		if err != nil {
 			return
 		}
-		nc.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, len(ClientPreface))
-		io.ReadFull(nc, buf)
 		select {
 		case <-opened:
 		case <-time.After(5 * time.Second):

@@ -81,16 +81,11 @@ func TestUpstreamOverlongPadding(t *testing.T) {
 	}
 	defer ln.Close()
 	go func() {
-		nc, err := ln.Accept()
+		nc, err := acceptClient(ln)
 		if err != nil {
 			return
 		}
 		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, len(ClientPreface))
-		if _, err := io.ReadFull(nc, buf); err != nil {
-			return
-		}
 		fr := http2.NewFramer(nc, nc)
 		fr.WriteSettings()
 		for {
