@@ -373,15 +373,7 @@ func respond(s *h2.Stream, a *route.Action, f *filterCtx, method string) (fields
 		return nil, 0
 	}
 	fields, body, trailers := pageFields(a, f, method)
-	if len(body) == 0 {
-		s.WriteHeaders(fields, true)
-		return fields, 0
-	}
-	s.WriteHeaders(fields, false)
-	s.WriteData([]byte(body), len(trailers) == 0)
-	if len(trailers) > 0 {
-		s.WriteHeaders(trailers, true)
-	}
+	writeAnswer(s, fields, body, trailers)
 	// A request body still coming is read and discarded, as nginx does
 	// for `return`, rather than cut off with RST_STREAM: the stream stays
 	// half-closed (local) until the client ends it, so its frames are

@@ -71,16 +71,11 @@ func (m *mirrorReq) one(uri string, body []byte) {
 		return // nothing leaves gproxy: the response would be dropped anyway
 	}
 	st := &loc.Config.Settings
-	g := rc.passGroups[loc.Config.GRPCPass]
-	scheme := schemeOf(loc.Config.GRPCPass.Scheme)
-	if g == nil {
-		var sch string
-		var err error
-		if g, _, sch, err = rc.groupFor(loc.Config.GRPCPass, rc.table, &r, st); err != nil {
-			return
-		}
-		scheme = schemeOf(sch)
+	g, _, sch, err := rc.groupFor(loc.Config.GRPCPass, rc.table, &r, st)
+	if err != nil {
+		return
 	}
+	scheme := schemeOf(sch)
 	info := &upstream.StreamInfo{Method: r.Method, Path: path, Authority: r.Authority, RemoteAddr: r.RemoteAddr, Start: time.Now()}
 	if key := g.HashKey(); key != nil {
 		info.Key = rc.table.AppendExpand(nil, *key, &r)

@@ -64,15 +64,7 @@ func refuseStream(s *h2.Stream, rc *running, fc *filterCtx, r *route.Request, re
 	}
 	fields, body, trailers := pageFields(act, pfc, r.Method)
 	fields = append(fields, res.Header...)
-	if body == "" {
-		s.WriteHeaders(fields, true)
-		return fields, 0
-	}
-	s.WriteHeaders(fields, false)
-	s.WriteData([]byte(body), len(trailers) == 0)
-	if len(trailers) > 0 {
-		s.WriteHeaders(trailers, true)
-	}
+	writeAnswer(s, fields, body, trailers)
 	return fields, len(body)
 }
 

@@ -135,13 +135,7 @@ func TestClientOpensBeforeServerSettings(t *testing.T) {
 			}
 		}
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := NewConn(nc, nil, Client, DefaultLimits(), nopHandler{})
-	defer cc.Close()
-	go cc.Serve()
+	cc := dialServing(t, ln.Addr().String())
 	h := respHandler{got: make(chan *http2.MetaHeadersFrame, 2)}
 	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
 		t.Fatalf("first stream before the server's SETTINGS: %v", err)
@@ -196,6 +190,20 @@ func acceptClient(ln net.Listener) (net.Conn, error) {
 	return nc, nil
 }
 
+// dialServing dials addr and serves a Client-role Conn on it, closed when
+// the test ends.
+func dialServing(t *testing.T, addr string) *Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := NewConn(nc, nil, Client, DefaultLimits(), nopHandler{})
+	t.Cleanup(func() { cc.Close() })
+	go cc.Serve()
+	return cc
+}
+
 // appendStatus200 is an HPACK block holding :status 200 (static index 8).
 func appendStatus200(b []byte) []byte { return append(b, 0x88) }
 
@@ -232,13 +240,7 @@ func TestClientServerClosesBeforeSettings(t *testing.T) {
 		}
 		nc.Close()
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := NewConn(nc, nil, Client, DefaultLimits(), nopHandler{})
-	defer cc.Close()
-	go cc.Serve()
+	cc := dialServing(t, ln.Addr().String())
 	h := resetHandler{err: make(chan error, 1)}
 	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package h2
 import (
 	"bytes"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -105,13 +104,7 @@ func TestUpstreamOverlongPadding(t *testing.T) {
 			}
 		}
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := NewConn(nc, nil, Client, DefaultLimits(), nopHandler{})
-	defer cc.Close()
-	go cc.Serve()
+	cc := dialServing(t, ln.Addr().String())
 	h := respHandler{got: make(chan *http2.MetaHeadersFrame, 2)}
 	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
 		t.Fatal(err)
