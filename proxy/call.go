@@ -343,6 +343,12 @@ func (c *call) openLocked() {
 		end := c.reqEnd && len(c.pend) == 0
 		s, oerr := conn.OpenStream(c.fields, end, c)
 		if oerr != nil {
+			if !conn.Established() && conn.Err() != nil {
+				// The server closed before its SETTINGS: a failed
+				// connect, not a full connection to dial past.
+				c.dialFailedLocked(&upstream.DialError{Addr: c.peer.Addr, Err: errClosedBeforeSettings})
+				return
+			}
 			c.openLocked() // that connection filled up: try again
 			return
 		}
@@ -352,6 +358,10 @@ func (c *call) openLocked() {
 		c.attachLocked(s)
 	}
 }
+
+// errClosedBeforeSettings: the upstream accepted the connection and
+// closed it before its preface.
+var errClosedBeforeSettings = errors.New("connection closed before the server's SETTINGS")
 
 // dialFailedLocked handles a failed connection to the peer: a failure
 // for passive health (unless the pool was closed under us), then the next
