@@ -41,6 +41,8 @@ type hbackend struct {
 	mu     sync.Mutex
 	srv    *grpc.Server
 	health *health.Server
+	// held, while set, keeps health checks waiting until it is closed.
+	held atomic.Pointer[chan struct{}]
 }
 
 func startHBackend(t *testing.T, network, host string) *hbackend {
@@ -59,6 +61,12 @@ func (b *hbackend) serve(ln net.Listener) {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !strings.HasPrefix(info.FullMethod, "/grpc.health") {
 			b.calls.Add(1)
+		} else if held := b.held.Load(); held != nil {
+			select {
+			case <-*held:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		return h(ctx, req)
 	}))
@@ -550,6 +558,10 @@ func TestHealthCheckReload(t *testing.T) {
 	if g := group(t, s, "u"); len(healthyAddrs(g)) != 1 {
 		t.Error("persistent: the healthy server is held back after the reload")
 	}
+	// The new group's first check starts at once; holding its answer
+	// makes "before the first check" observable on a loaded machine.
+	held := make(chan struct{})
+	b.held.Store(&held)
 	if err := s.Reload(conf("health_check interval=1s mandatory type=grpc; access_log off;")); err != nil {
 		t.Fatal(err)
 	}
@@ -557,6 +569,8 @@ func TestHealthCheckReload(t *testing.T) {
 	if len(healthyAddrs(g)) != 0 {
 		t.Error("mandatory without persistent: healthy before its first check")
 	}
+	b.held.Store(nil)
+	close(held)
 	waitFor(t, 2*time.Second, "check after reload", func() bool { return len(healthyAddrs(g)) == 1 })
 
 	// The first group's checker is stopped: a NOT_SERVING server turns
