@@ -2,6 +2,12 @@
 // ephemeral range (32768-60999 on Linux), so a listener of a test never
 // collides with the source port of some outgoing connection, as a port
 // from ":0" can.
+//
+// A port handed out is claimed for the life of the test process, in the
+// process and across processes (a byte-range lock on a shared file), so
+// the packages `go test ./...` runs at once never draw the same port:
+// Port's port is closed again before the server under test binds it, and
+// without the claim another package's Listen could take it meanwhile.
 package nettest
 
 import (
@@ -9,8 +15,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -30,7 +39,11 @@ const attempts = 200
 func Listen(network, host string) (net.Listener, error) {
 	var last error
 	for range attempts {
-		ln, err := net.Listen(network, join(host, draw()))
+		p, ok := claim()
+		if !ok {
+			continue
+		}
+		ln, err := net.Listen(network, join(host, p))
 		if err == nil {
 			return ln, nil
 		}
@@ -46,7 +59,11 @@ func Listen(network, host string) (net.Listener, error) {
 func ListenPacket(network, host string) (net.PacketConn, error) {
 	var last error
 	for range attempts {
-		pc, err := net.ListenPacket(network, join(host, draw()))
+		p, ok := claim()
+		if !ok {
+			continue
+		}
+		pc, err := net.ListenPacket(network, join(host, p))
 		if err == nil {
 			return pc, nil
 		}
@@ -77,7 +94,39 @@ func Addr(tb testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(Port(tb, "127.0.0.1")))
 }
 
-func draw() int { return Low + rand.IntN(High-Low) }
+// claims holds the ports this process has claimed and the lock file
+// whose byte at offset PORT another test process holds locked while it
+// owns PORT.
+var claims struct {
+	sync.Mutex
+	taken map[int]bool
+	lock  *os.File // never closed: closing would drop every lock
+	err   error
+}
+
+// claim draws a port no test process has claimed and claims it for this
+// one. It reports false when the drawn port was taken; a lock file that
+// cannot be opened leaves only the in-process claim.
+func claim() (int, bool) {
+	claims.Lock()
+	defer claims.Unlock()
+	if claims.taken == nil {
+		claims.taken = map[int]bool{}
+		claims.lock, claims.err = os.OpenFile(filepath.Join(os.TempDir(), "gproxy-nettest.lock"), os.O_RDWR|os.O_CREATE, 0o666)
+	}
+	p := Low + rand.IntN(High-Low)
+	if claims.taken[p] {
+		return 0, false
+	}
+	if claims.err == nil {
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: int64(p), Len: 1}
+		if err := syscall.FcntlFlock(claims.lock.Fd(), syscall.F_SETLK, &lk); err != nil {
+			return 0, false // another test process owns p
+		}
+	}
+	claims.taken[p] = true
+	return p, true
+}
 
 func join(host string, port int) string {
 	return net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
