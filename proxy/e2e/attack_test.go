@@ -80,10 +80,15 @@ func TestAttacks(t *testing.T) {
 			var res h2attack.Result
 			wg.Add(2)
 			go func() { defer wg.Done(); res = a.Run(ctx, addr, tc.conns) }()
-			var peak atomic.Uint64
+			var peak, peakAnon atomic.Uint64
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
+					if p.anon != nil {
+						if m := p.anon(); m > peakAnon.Load() {
+							peakAnon.Store(m)
+						}
+					}
 					m, _ := p.mem()
 					if m > peak.Load() {
 						peak.Store(m)
@@ -123,7 +128,8 @@ func TestAttacks(t *testing.T) {
 			t.Logf("%s: attack %+v; good calls %d ok, %d failed; attack calls at the backend %d; backend sent %d KiB; peak %s %.1f MiB",
 				tc.attack, res, good, failed, attackCalls.Load(), pulled>>10, what, float64(peak.Load())/(1<<20))
 			// ATTACK-ROW is the line the README's table is made from.
-			t.Logf("ATTACK-ROW | %s | %s | %d/%d | %.0f MiB |", tc.attack, p.kind, good, good+failed, float64(peak.Load())/(1<<20))
+			t.Logf("ATTACK-ROW | %s | %s | %d/%d | %.0f MiB | %.1f MiB |", tc.attack, p.kind, good, good+failed,
+				float64(peak.Load())/(1<<20), float64(peakAnon.Load())/(1<<20))
 			if !strings.HasPrefix(p.kind, "gproxy") {
 				return // peers are measured, not judged
 			}

@@ -51,6 +51,11 @@ type proxyInstance struct {
 	// mem returns the proxy's memory in bytes and what was measured: the
 	// Go heap in use for in-process gproxy, VmRSS for a separate process.
 	mem func() (uint64, string)
+	// anon, for a separate process, returns its anonymous resident
+	// memory (RssAnon) in bytes: what clients can make it grow, without
+	// the binary's and libraries' file pages that VmRSS also counts.
+	// Nil in process.
+	anon func() uint64
 }
 
 // startProxy starts the proxy chosen by -e2e.proxy with an nginx.conf whose

@@ -89,7 +89,8 @@ scgi_temp_path %[1]s/scgi;
 		}
 	}
 	pid := cmd.Process.Pid
-	return &proxyInstance{kind: "nginx", mem: func() (uint64, string) { return vmRSS(pid), "nginx VmRSS" }}
+	return &proxyInstance{kind: "nginx", mem: func() (uint64, string) { return vmRSS(pid), "nginx VmRSS" },
+		anon: func() uint64 { return procStatus(pid, "RssAnon:") }}
 }
 
 var listenRE = regexp.MustCompile(`(?m)^\s*listen\s+([^\s;]+)`)
@@ -104,13 +105,17 @@ func listenAddrs(conf string) []string {
 }
 
 // vmRSS reads a process's resident set size from /proc, 0 if unknown.
-func vmRSS(pid int) uint64 {
+func vmRSS(pid int) uint64 { return procStatus(pid, "VmRSS:") }
+
+// procStatus reads one kB field of /proc/PID/status in bytes, 0 if
+// unknown.
+func procStatus(pid int, field string) uint64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10
 		}

@@ -85,7 +85,8 @@ func startProcess(t *testing.T, kind string, addrs []string, name string, args .
 		}
 	}
 	pid := cmd.Process.Pid
-	return &proxyInstance{kind: kind, mem: func() (uint64, string) { return vmRSS(pid), kind + " VmRSS" }}
+	return &proxyInstance{kind: kind, mem: func() (uint64, string) { return vmRSS(pid), kind + " VmRSS" },
+		anon: func() uint64 { return procStatus(pid, "RssAnon:") }}
 }
 
 // startGproxyProcess runs the gproxy binary with the harness's main
