@@ -171,23 +171,24 @@ type upAttempt struct {
 	s      *h2.Stream
 	framed atomic.Int64
 	look   atomic.Int64 // client window passed on to s beyond respAllowance
-	opened bool         // the client's window was first passed on (c.mu)
 }
 
 // Response flow control. A backend may send a call what the client can
 // take, not more: the upstream stream's window is respAllowance (the
 // upstream connections' initial stream window) plus the part of the
 // client stream's own window passed on to it (Grant), at most
-// respLookahead. The client's window is first passed on once half the
-// allowance has come (a small response never needs it, and saves the
-// backend a WINDOW_UPDATE). Bytes framed to the client first use up that lookahead
-// and only then are credited back to the backend, and each window the
-// client opens is passed on again. So what a backend sent and the client
-// has not taken stays below respAllowance + min(client window,
-// respLookahead) per stream: respAllowance for a client that does not
-// read, whatever windows it advertised.
+// respLookahead. The client's window is passed on when the upstream
+// stream opens (one WINDOW_UPDATE, in the same write as the HEADERS, so
+// the backend never waits for it) and each window the client opens later
+// is passed on again. Bytes framed to the client come out of that
+// lookahead only as far as the client's remaining window falls below it;
+// the rest go back to the backend as credit (useLook). So what a
+// backend sent and the client has not taken stays below respAllowance +
+// min(client window, respLookahead) per stream: respAllowance for a
+// client that does not read, whatever windows it advertised, and
+// http2_max_concurrent_streams times that per client connection.
 const (
-	respAllowance = 16 << 10
+	respAllowance = 4 << 10
 	respLookahead = 64 << 10
 )
 
@@ -206,12 +207,16 @@ func (a *upAttempt) grantLook(n int64) int64 {
 	}
 }
 
-// useLook takes n framed bytes out of the lookahead and returns the part
-// it did not cover, which goes back to the backend as credit.
-func (a *upAttempt) useLook(n int64) int64 {
+// useLook accounts for n bytes framed to the client, whose stream window
+// is wc after them, and returns how many go back to the backend as
+// credit. The lookahead never stays above what the client can still
+// take: framed bytes that leave it above wc are credited back at once
+// (a client with a wide window gets a steady flow, not one lookahead per
+// WINDOW_UPDATE of its own), the others are taken out of it.
+func (a *upAttempt) useLook(n, wc int64) int64 {
 	for {
 		old := a.look.Load()
-		t := min(old, n)
+		t := min(n, max(old-max(wc, 0), 0))
 		if a.look.CompareAndSwap(old, old-t) {
 			return n - t
 		}
@@ -391,6 +396,9 @@ func (c *call) attachLocked(s *h2.Stream) {
 	}
 	a.s = s
 	c.up.Store(a)
+	if g := a.grantLook(c.cs.SendWindow()); g > 0 {
+		s.Grant(int(g))
+	}
 	if c.lg != nil {
 		c.lg.connected = time.Now()
 	}
@@ -547,12 +555,6 @@ func (c *call) HandleData(s *h2.Stream, p []byte, end bool) {
 	c.touch()
 	c.commitLocked()
 	c.respBytes += int64(len(p))
-	if a := c.up.Load(); !a.opened && c.respBytes >= respAllowance/2 && !end {
-		a.opened = true
-		if g := a.grantLook(c.cs.SendWindow()); g > 0 {
-			s.Grant(int(g))
-		}
-	}
 	c.msgs.feed(p)
 	if end {
 		c.releaseLocked(nil, false, time.Now())
@@ -629,7 +631,7 @@ var errEOF = errors.New("EOF")
 func (c *call) HandleSent(s *h2.Stream, n int) {
 	if s == c.cs {
 		if a := c.up.Load(); a != nil {
-			if r := a.useLook(int64(n)); r > 0 {
+			if r := a.useLook(int64(n), s.SendWindow()); r > 0 {
 				a.s.Credit(int(r))
 			}
 		}

@@ -218,3 +218,56 @@ func TestReplayCap(t *testing.T) {
 		t.Fatal("the request went to the other backend without its first bytes")
 	}
 }
+
+// TestResponseLookahead follows the window a backend gets for one call
+// (respAllowance + lookahead) through the cases of call.go's Response
+// flow control: a client that never opens its window, a client with a
+// wide window (framed bytes go straight back as credit, so the backend is
+// never held to one lookahead per client WINDOW_UPDATE), and a client
+// with a small window that reads slowly (what was sent and not taken
+// stays within respAllowance).
+func TestResponseLookahead(t *testing.T) {
+	t.Run("zero window", func(t *testing.T) {
+		var a upAttempt
+		if g := a.grantLook(0); g != 0 {
+			t.Fatalf("granted %d for a zero window", g)
+		}
+	})
+	t.Run("wide window", func(t *testing.T) {
+		var a upAttempt
+		wc := int64(4 << 20)
+		if g := a.grantLook(wc); g != respLookahead {
+			t.Fatalf("granted %d at open, want the whole lookahead %d", g, respLookahead)
+		}
+		for range 100 { // 100 frames of 16 KiB framed as they come
+			wc -= 16 << 10
+			if r := a.useLook(16<<10, wc); r != 16<<10 {
+				t.Fatalf("credit %d for 16 KiB framed with %d left of the client's window, want all of it", r, wc)
+			}
+		}
+	})
+	t.Run("small window, slow reader", func(t *testing.T) {
+		var a upAttempt
+		wc := int64(64 << 10)
+		sent := respAllowance + a.grantLook(wc) // the backend sends all it may
+		framed := min(sent, wc)
+		wc -= framed
+		if r := a.useLook(framed, wc); r != 0 {
+			t.Fatalf("credit %d while the client's window is used up", r)
+		}
+		if q := sent - framed; q != respAllowance {
+			t.Fatalf("%d bytes wait for the client, want respAllowance %d", q, respAllowance)
+		}
+		// The client takes 32 KiB: passed on, and the waiting bytes framed.
+		wc += 32 << 10
+		sent += a.grantLook(32 << 10)
+		framed2 := min(sent-framed, wc)
+		wc -= framed2
+		if r := a.useLook(framed2, wc); r != 0 {
+			t.Fatalf("credit %d: more than the client's window would reach the backend", r)
+		}
+		if q := sent - framed - framed2; q > respAllowance {
+			t.Fatalf("%d bytes wait for the client, more than respAllowance %d", q, respAllowance)
+		}
+	})
+}

@@ -9,6 +9,7 @@
 #
 #   examples/bench/bench.sh
 #   PROXIES="gproxy haproxy" BENCH_PORT=24000 examples/bench/bench.sh
+#   LOADS="streaming down,streaming up" PROXIES="gproxy haproxy" examples/bench/bench.sh
 set -Eeuo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -454,7 +455,8 @@ for p in $PROXIES; do
 		failed+=("$p")
 	fi
 done
-for load in "unary 4 32" "unary 64 100" "latency" "streaming down" "streaming up"; do
+IFS=, read -r -a loads <<<"${LOADS:-unary 4 32,unary 64 100,latency,streaming down,streaming up}"
+for load in "${loads[@]}"; do
 	read -r -a args <<<"$load"
 	say "== $load"
 	for p in "${live[@]}"; do

@@ -35,16 +35,16 @@ func TestAttacks(t *testing.T) {
 		workers  int // worker_connections; 0 keeps the harness's
 		maxCalls int64
 		// maxPulledKiB bounds what the backend may send in all (the
-		// zero-window case: 16 KiB per stream plus the good calls).
+		// zero-window case: 4 KiB per stream plus the good calls).
 		maxPulledKiB int64
 	}{
 		{attack: "settings", conns: 4, heapMiB: 64},
 		{attack: "ping", conns: 4, heapMiB: 64},
 		// 512 streams asking 64 KiB each. In-process the heap is the
 		// backend's (grpc-go keeps each marshalled response), so the
-		// bound is on what gproxy pulled from it: 16 KiB and a few
+		// bound is on what gproxy pulled from it: 4 KiB and a few
 		// frame headers per stream, plus the good calls' few KiB each.
-		{attack: "zero-window", conns: 4, maxPulledKiB: 512*17 + 4096},
+		{attack: "zero-window", conns: 4, maxPulledKiB: 512*5 + 4096},
 		{attack: "idle", conns: 600, heapMiB: 96, workers: 256},
 		{attack: "rapid-reset", conns: 4, heapMiB: 64, maxCalls: 64},
 		{attack: "hpack-bomb", conns: 4, heapMiB: 64},
