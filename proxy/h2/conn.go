@@ -138,6 +138,7 @@ type Conn struct {
 	spareBox *[]byte
 	writing  bool // a writer goroutine is running
 	inflight int  // bytes the writer is writing now (see overBacklogLocked)
+	drained  chan struct{} // closed when a paused reader may read again (pauseForBacklog)
 	queue    []*Stream
 	credits  []credit       // writer goroutine's scratch
 	enc      *hpack.Encoder // nil until needed (encoderLocked)
@@ -539,10 +540,51 @@ func (c *Conn) startStream(s *Stream, f *http2.MetaHeadersFrame) {
 }
 
 // overBacklogLocked reports whether the output queued and being written
-// is past MaxControlBacklog: the peer is not reading what we send, so a
-// frame that needs an answer must not add to it.
+// is past twice MaxControlBacklog: the peer is not reading what we send
+// and frames read before the reader paused (pauseForBacklog) took it
+// there, so a frame that needs an answer must not add to it.
 func (c *Conn) overBacklogLocked() bool {
-	return len(c.out)+c.inflight > c.lim.MaxControlBacklog
+	return len(c.out)+c.inflight > 2*c.lim.MaxControlBacklog
+}
+
+// pauseForBacklog is called by a Server-role reader before it reads from
+// the socket. While more than MaxControlBacklog is unwritten it does not
+// read (the peer's frames wait in TCP, costing nothing), until the writer
+// brings the backlog back under the bound; after BacklogWait it gives up
+// on the peer (GOAWAY ENHANCE_YOUR_CALM, closed at once as the output is
+// stuck).
+func (c *Conn) pauseForBacklog() error {
+	var deadline *time.Timer
+	for {
+		c.mu.Lock()
+		if len(c.out)+c.inflight <= c.lim.MaxControlBacklog || c.closed || !c.writing {
+			c.mu.Unlock()
+			if deadline != nil {
+				deadline.Stop()
+			}
+			return nil
+		}
+		ch := make(chan struct{})
+		c.drained = ch
+		c.mu.Unlock()
+		if deadline == nil {
+			deadline = time.NewTimer(c.lim.BacklogWait)
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return c.calm(errBacklog)
+		}
+	}
+}
+
+// signalDrainedLocked wakes a reader paused in pauseForBacklog once the
+// backlog is back under the bound or the writer stopped.
+func (c *Conn) signalDrainedLocked() {
+	if c.drained != nil && (len(c.out)+c.inflight <= c.lim.MaxControlBacklog || !c.writing) {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // glitchLocked counts a glitch and reports whether the connection is now
@@ -557,7 +599,7 @@ func (c *Conn) glitchLocked() bool {
 // flush would keep the connection's memory for send_timeout.
 func (c *Conn) calm(err error) error {
 	c.mu.Lock()
-	stuck := c.inflight > 0 && c.overBacklogLocked()
+	stuck := c.inflight > 0 && len(c.out)+c.inflight > c.lim.MaxControlBacklog
 	if stuck {
 		c.closed = true
 		if c.closeErr == nil {
@@ -1331,6 +1373,11 @@ func (c *Conn) Err() error {
 // A read with mayIdle set returns errGoIdle if a deadline finds the
 // connection idle (see idleGrace).
 func (c *Conn) readNet(p []byte, mayIdle bool) (int, error) {
+	if c.role == Server {
+		if err := c.pauseForBacklog(); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		n, err := c.nc.Read(p)
 		if n > 0 || err == nil {

@@ -3,8 +3,10 @@ package h2
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,4 +183,75 @@ func TestBodyTimeout(t *testing.T) {
 	r := newRaw(t, lim, &replier{silent: true})
 	r.headers(1, false)
 	r.expectRST(1, http2.ErrCodeCancel)
+}
+
+// smallReceiveBuffer makes the raw client of the test read into a 4 KiB
+// socket buffer, so that the server's answers back up quickly.
+func smallReceiveBuffer(t *testing.T) {
+	rawDialer.Control = func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+	}
+	t.Cleanup(func() { rawDialer.Control = nil })
+}
+
+// pingFlood returns n PING frames as one byte string.
+func pingFlood(n int) []byte {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	for i := range n {
+		fr.WritePing(false, [8]byte{byte(i)})
+	}
+	return b.Bytes()
+}
+
+// TestBacklogPauseResumes: a client that sends PINGs without reading
+// stops being read once MaxControlBacklog is unwritten (its writes
+// wait in TCP); when it reads again within BacklogWait, every PING is
+// answered and the connection goes on.
+func TestBacklogPauseResumes(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxControlBacklog = 4 << 10
+	lim.BacklogWait = 20 * time.Second
+	smallReceiveBuffer(t)
+	r := newRaw(t, lim, &replier{})
+	const n = 40000 // 680 KB of PINGs, as much in ACKs: far past the bound
+	wrote := make(chan error, 1)
+	go func() { _, err := r.nc.Write(pingFlood(n)); wrote <- err }()
+	time.Sleep(300 * time.Millisecond) // the server pauses meanwhile
+	acks := 0
+	r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for acks < n {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d of %d PING ACKs: %v", acks, n, err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			acks++
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	r.fr.WritePing(false, [8]byte{9})
+	r.expect("PING ACK after the flood", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() && p.Data[0] == 9 })
+}
+
+// TestBacklogWaitCloses: a client that never reads is closed once its
+// backlog has stayed past MaxControlBacklog for BacklogWait.
+func TestBacklogWaitCloses(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxControlBacklog = 4 << 10
+	lim.BacklogWait = 200 * time.Millisecond
+	smallReceiveBuffer(t)
+	r := newRaw(t, lim, &replier{})
+	batch := pingFlood(1000)
+	r.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, err := r.nc.Write(batch); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("still open 10 s into the flood")
+			}
+			return // closed by the server
+		}
+	}
 }

@@ -98,13 +98,20 @@ type Limits struct {
 	// that completes normally takes one back. 0 means DefaultLimits'.
 	MaxGlitches int
 
-	// MaxControlBacklog bounds the output a connection queues while its
-	// peer does not read: a frame from the peer that needs an answer
-	// (SETTINGS and PING ACKs, RST_STREAM, WINDOW_UPDATE) arriving while
-	// more than this is unwritten closes the connection (GOAWAY
-	// ENHANCE_YOUR_CALM). nginx's equivalent is its limit of 10,000
-	// queued frames.
+	// MaxControlBacklog bounds the output a Server-role connection
+	// queues while its peer does not read. Past it the connection stops
+	// reading from the peer, as HAProxy stops reading when it cannot
+	// write: a peer flooding frames that need an answer (SETTINGS and
+	// PING ACKs, RST_STREAM) waits in its own TCP window and costs no
+	// CPU. If the backlog has not fallen back under the bound within
+	// BacklogWait, or frames already read take it to twice the bound,
+	// the connection is closed (GOAWAY ENHANCE_YOUR_CALM). nginx's
+	// equivalent is its limit of 10,000 queued frames.
 	MaxControlBacklog int
+
+	// BacklogWait is how long a Server-role connection past
+	// MaxControlBacklog waits for its peer to read before it is closed.
+	BacklogWait time.Duration
 
 	// ReadBufferSize is the size of the read buffer a connection borrows
 	// from a pool while it has input to parse; an idle connection holds
@@ -127,6 +134,7 @@ func DefaultLimits() Limits {
 		ReadBufferSize:       4 << 10,
 		MaxGlitches:          100,
 		MaxControlBacklog:    256 << 10,
+		BacklogWait:          time.Second,
 	}
 }
 
@@ -153,6 +161,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxGlitches <= 0 {
 		l.MaxGlitches = d.MaxGlitches
+	}
+	if l.BacklogWait <= 0 {
+		l.BacklogWait = d.BacklogWait
 	}
 	if l.MaxControlBacklog <= 0 {
 		l.MaxControlBacklog = d.MaxControlBacklog

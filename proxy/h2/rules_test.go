@@ -34,6 +34,11 @@ func newRaw(t *testing.T, lim Limits, h ConnHandler, settings ...http2.Setting) 
 	return startRaw(t, lim, h, true, settings...)
 }
 
+// rawDialer dials startRaw's client connection (tests that need a small
+// receive buffer set it before the connection exists: a buffer shrunk
+// later stalls TCP).
+var rawDialer net.Dialer
+
 // startRaw is newRaw; withSettings false sends no SETTINGS after the
 // preface (and no ACK of the server's), as nginx's test client does.
 func startRaw(t *testing.T, lim Limits, h ConnHandler, withSettings bool, settings ...http2.Setting) *rawClient {
@@ -62,7 +67,7 @@ func startRaw(t *testing.T, lim Limits, h ConnHandler, withSettings bool, settin
 		srvc <- c
 		c.Serve()
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	nc, err := rawDialer.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,7 @@ func (c *Conn) writeLoop() {
 			putBuf(c.spareBox, c.spare)
 			c.out, c.spare, c.outBox, c.spareBox = nil, nil, nil, nil
 			credits := c.takeCreditsLocked()
+			c.signalDrainedLocked()
 			c.mu.Unlock()
 			deliver(credits)
 			if closeNow {
@@ -74,6 +75,7 @@ func (c *Conn) writeLoop() {
 			// The peer does not read: give up on it rather than grow.
 			c.closed = true
 			c.writing = false
+			c.signalDrainedLocked()
 			c.mu.Unlock()
 			c.closeSocket()
 			return
@@ -102,10 +104,12 @@ func (c *Conn) writeLoop() {
 			if c.closeErr == nil {
 				c.closeErr = err
 			}
+			c.signalDrainedLocked()
 			c.mu.Unlock()
 			c.closeSocket() // the reader sees it and cleans up
 			return
 		}
+		c.signalDrainedLocked()
 		c.mu.Unlock()
 	}
 }
