@@ -136,8 +136,8 @@ type Conn struct {
 	spare    []byte
 	outBox   *[]byte // pool entries of out and spare (see outBuf)
 	spareBox *[]byte
-	writing  bool // a writer goroutine is running
-	inflight int  // bytes the writer is writing now (see overBacklogLocked)
+	writing  bool          // a writer goroutine is running
+	inflight int           // bytes the writer is writing now (see overBacklogLocked)
 	drained  chan struct{} // closed when a paused reader may read again (pauseForBacklog)
 	queue    []*Stream
 	credits  []credit       // writer goroutine's scratch
