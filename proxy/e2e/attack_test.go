@@ -3,14 +3,20 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +85,16 @@ func TestAttacks(t *testing.T) {
 			var wg sync.WaitGroup
 			var res h2attack.Result
 			wg.Add(2)
-			go func() { defer wg.Done(); res = a.Run(ctx, addr, tc.conns) }()
+			if p.anon != nil {
+				// A proxy process meets an attacker process, as it would
+				// meet an attacking machine: attack goroutines in this
+				// process would compete with the good client and the
+				// backend for its scheduler and slow them whatever the
+				// proxy does.
+				go func() { defer wg.Done(); res = runAttackProcess(t, ctx, tc.attack, addr, tc.conns) }()
+			} else {
+				go func() { defer wg.Done(); res = a.Run(ctx, addr, tc.conns) }()
+			}
 			var peak, peakAnon atomic.Uint64
 			go func() {
 				defer wg.Done()
@@ -155,4 +170,66 @@ func TestAttacks(t *testing.T) {
 func attackSite(t *testing.T, be *backend) (string, *proxyInstance) {
 	t.Helper()
 	return proxySite(t, *proxyFlag, be)
+}
+
+var h2attackBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// runAttackProcess runs the h2attack command against addr until ctx ends,
+// then stops it (SIGTERM) and returns what it reports.
+func runAttackProcess(t *testing.T, ctx context.Context, attack, addr string, conns int) h2attack.Result {
+	h2attackBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "gproxy-e2e-h2attack")
+		if err != nil {
+			h2attackBin.err = err
+			return
+		}
+		h2attackBin.path = filepath.Join(dir, "h2attack")
+		if out, err := exec.Command("go", "build", "-o", h2attackBin.path, "github.com/gproxy/gproxy/examples/h2attack/cmd/h2attack").CombinedOutput(); err != nil {
+			h2attackBin.err = fmt.Errorf("go build h2attack: %v\n%s", err, out)
+		}
+	})
+	var r h2attack.Result
+	if h2attackBin.err != nil {
+		t.Error(h2attackBin.err)
+		return r
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(h2attackBin.path, "-attack", attack, "-addr", addr, "-conns", strconv.Itoa(conns), "-for", "1m")
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Error(err)
+		return r
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Errorf("h2attack ended early: %v", err)
+		return r
+	case <-ctx.Done():
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	for _, f := range strings.Fields(out.String()) {
+		k, v, _ := strings.Cut(f, "=")
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "conns":
+			r.Conns = n
+		case "frames":
+			r.Frames = n
+		case "closed_by_server":
+			r.Closed = n
+		}
+	}
+	return r
 }

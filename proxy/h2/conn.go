@@ -611,11 +611,23 @@ func (c *Conn) calm(err error) error {
 		c.closeSocket()
 		return err
 	}
-	return c.connError(http2.ErrCodeEnhanceYourCalm, err)
+	// No lingering close for an abusive peer, as in nginx and HAProxy:
+	// the GOAWAY goes out and the socket closes at once (shutdown), since
+	// reading what the peer still sends is the work it wanted from us.
+	c.queueGoAway(http2.ErrCodeEnhanceYourCalm)
+	return err
 }
 
 // connError sends GOAWAY with code and ends the connection.
 func (c *Conn) connError(code http2.ErrCode, err error) error {
+	c.queueGoAway(code)
+	c.discardInput()
+	return err
+}
+
+// queueGoAway queues GOAWAY with code, after which the socket closes
+// once the output is written.
+func (c *Conn) queueGoAway(code http2.ErrCode) {
 	c.mu.Lock()
 	if !c.closed {
 		c.out = appendGoAway(c.outBuf(), c.lastPeerID, code)
@@ -624,8 +636,6 @@ func (c *Conn) connError(code http2.ErrCode, err error) error {
 		c.kickLocked()
 	}
 	c.mu.Unlock()
-	c.discardInput()
-	return err
 }
 
 // Lingering close, as nginx's lingering_close: closing a socket with unread

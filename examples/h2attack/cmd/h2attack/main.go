@@ -1,6 +1,7 @@
 // Command h2attack runs one of package h2attack's hostile HTTP/2 clients
 // against an h2c address on loopback for a bounded time, optionally while
-// sampling a proxy process's peak RSS, and prints one result line.
+// sampling a proxy process's peak RSS, and prints one result line
+// (SIGINT or SIGTERM ends it early, the line still printed).
 //
 //	h2attack -attack ping -addr 127.0.0.1:8080 -conns 4 -for 10s -pid 1234
 //
@@ -17,8 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gproxy/gproxy/examples/h2attack"
@@ -45,7 +48,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "h2attack: loopback addresses only")
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	// SIGINT or SIGTERM ends the attack early, results printed.
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sig, *dur)
 	defer cancel()
 	peak := make(chan int64, 1)
 	go func() {
