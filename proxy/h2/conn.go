@@ -249,7 +249,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		c.peerMaxConc = 1
 	}
 	c.rd.c = c
-	c.split.src, c.split.max = &c.rd, maxFrameSize(lim)
+	c.split.src, c.split.max, c.split.maxEmpty = &c.rd, maxFrameSize(lim), lim.MaxGlitches
 	c.pending = c.pendBuf[:0]
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
@@ -455,7 +455,7 @@ func (c *Conn) readError(err error) error {
 	if errors.As(err, &se) {
 		return c.streamProtocolError(se.StreamID, se.Code)
 	}
-	if errors.Is(err, errFlood) {
+	if errors.Is(err, errFlood) || errors.Is(err, errGlitches) {
 		return c.calm(err)
 	}
 	var ce http2.ConnectionError

@@ -255,3 +255,21 @@ func TestBacklogWaitCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyContinuationGlitches: empty CONTINUATION frames are glitches
+// (as HAProxy counts them): MaxGlitches of them close the connection with
+// GOAWAY ENHANCE_YOUR_CALM, long before the flood rule's bytes.
+func TestEmptyContinuationGlitches(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxGlitches = 10
+	r := newRaw(t, lim, &replier{})
+	r.hbuf.Reset()
+	for _, f := range reqFields {
+		r.enc.WriteField(f)
+	}
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.hbuf.Bytes()})
+	for range 10 {
+		r.fr.WriteContinuation(1, false, nil)
+	}
+	r.expectGoAway(http2.ErrCodeEnhanceYourCalm)
+}

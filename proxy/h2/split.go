@@ -58,6 +58,12 @@ type splitter struct {
 
 	hdr [9]byte
 	one [1]byte
+
+	// Empty CONTINUATION frames without END_HEADERS carry nothing: each
+	// is a glitch, as in HAProxy, and maxEmpty of them (the connection's
+	// MaxGlitches) end the connection (errGlitches), long before nginx's
+	// flood rule would (8 MiB of frames); a header block never needs one.
+	empty, maxEmpty int
 }
 
 func (s *splitter) Read(p []byte) (int, error) {
@@ -110,6 +116,11 @@ func (s *splitter) nextFrame() error {
 	typ, flags := http2.FrameType(s.hdr[3]), http2.Flags(s.hdr[4])
 	if length > s.max {
 		return http2.ConnectionError(http2.ErrCodeFrameSize)
+	}
+	if typ == http2.FrameContinuation && length == 0 && !flags.Has(http2.FlagContinuationEndHeaders) {
+		if s.empty++; s.maxEmpty > 0 && s.empty >= s.maxEmpty {
+			return errGlitches
+		}
 	}
 	if length <= initialMaxFrameSize || typ != http2.FrameData && typ != http2.FrameHeaders && typ != http2.FrameContinuation {
 		if length > initialMaxFrameSize && typ > http2.FrameContinuation {
