@@ -194,6 +194,16 @@ func smallReceiveBuffer(t *testing.T) {
 	t.Cleanup(func() { rawDialer.Control = nil })
 }
 
+// backlogClient is a raw client with a 4 KiB receive buffer to a server
+// whose MaxControlBacklog is 4 KiB and BacklogWait wait.
+func backlogClient(t *testing.T, wait time.Duration) *rawClient {
+	lim := DefaultLimits()
+	lim.MaxControlBacklog = 4 << 10
+	lim.BacklogWait = wait
+	smallReceiveBuffer(t)
+	return newRaw(t, lim, &replier{})
+}
+
 // pingFlood returns n PING frames as one byte string.
 func pingFlood(n int) []byte {
 	var b bytes.Buffer
@@ -209,11 +219,7 @@ func pingFlood(n int) []byte {
 // wait in TCP); when it reads again within BacklogWait, every PING is
 // answered and the connection goes on.
 func TestBacklogPauseResumes(t *testing.T) {
-	lim := DefaultLimits()
-	lim.MaxControlBacklog = 4 << 10
-	lim.BacklogWait = 20 * time.Second
-	smallReceiveBuffer(t)
-	r := newRaw(t, lim, &replier{})
+	r := backlogClient(t, 20*time.Second)
 	const n = 40000 // 680 KB of PINGs, as much in ACKs: far past the bound
 	wrote := make(chan error, 1)
 	go func() { _, err := r.nc.Write(pingFlood(n)); wrote <- err }()
@@ -239,11 +245,7 @@ func TestBacklogPauseResumes(t *testing.T) {
 // TestBacklogWaitCloses: a client that never reads is closed once its
 // backlog has stayed past MaxControlBacklog for BacklogWait.
 func TestBacklogWaitCloses(t *testing.T) {
-	lim := DefaultLimits()
-	lim.MaxControlBacklog = 4 << 10
-	lim.BacklogWait = 200 * time.Millisecond
-	smallReceiveBuffer(t)
-	r := newRaw(t, lim, &replier{})
+	r := backlogClient(t, 200*time.Millisecond)
 	batch := pingFlood(1000)
 	r.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for {
