@@ -36,7 +36,9 @@ func TestPoolSocketKeepalive(t *testing.T) {
 	b := startH2Backend(t, 100, 0)
 	for _, on := range []bool{false, true} {
 		set := NewSet(nil, h2.DefaultLimits())
-		p := set.pool(&config.Upstream{Name: "up"}, "tcp", b.ln.Addr().String(), GroupOptions{SocketKeepalive: on})
+		// keepalive keeps the connection once its stream is done
+		// (without it the pool closes it: CloseIdle), so it can be looked at.
+		p := set.pool(&config.Upstream{Name: "up", Keepalive: 8}, "tcp", b.ln.Addr().String(), GroupOptions{SocketKeepalive: on})
 		r := &recorder{done: make(chan error, 1)}
 		if err := open(t, p, r); err != nil {
 			t.Fatal(err)
@@ -54,7 +56,7 @@ func TestPoolSocketKeepalive(t *testing.T) {
 func TestPoolKeepaliveTime(t *testing.T) {
 	b := startH2Backend(t, 100, 0)
 	set := NewSet(nil, h2.DefaultLimits())
-	p := set.pool(&config.Upstream{Name: "up", KeepaliveTime: 100 * time.Millisecond}, "tcp", b.ln.Addr().String(), GroupOptions{})
+	p := set.pool(&config.Upstream{Name: "up", Keepalive: 8, KeepaliveTime: 100 * time.Millisecond}, "tcp", b.ln.Addr().String(), GroupOptions{})
 	defer p.Close()
 	r := &recorder{done: make(chan error, 2)}
 	if err := open(t, p, r); err != nil {
@@ -76,8 +78,8 @@ func TestPoolKeepaliveTime(t *testing.T) {
 	}
 	<-r.done
 	for {
-		// Without `keepalive` the new connection closes too once its
-		// stream is done (CloseIdle), so none may be left.
+		// The retired connection closes once its stream is done; the
+		// new one stays (keepalive).
 		p.mu.Lock()
 		n := len(p.conns)
 		last := n > 0 && p.conns[n-1] == first
