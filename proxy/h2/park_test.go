@@ -90,32 +90,32 @@ type closeSpy struct {
 
 func (h *closeSpy) HandleClose(_ *Conn, err error) { h.closed <- err }
 
-// TestParkedClose: Close on a parked connection ends it as on a busy one:
-// the handler hears HandleClose and the client sees the socket close.
+// TestParkedClose: a parked connection ends as a busy one does, whether
+// the server closes it (the handler hears HandleClose and the client sees
+// the socket close) or the client does.
 func TestParkedClose(t *testing.T) {
-	shortGrace(t)
-	h := &closeSpy{closed: make(chan error, 1)}
-	r := newRaw(t, DefaultLimits(), h)
-	waitParked(t, r.srv)
-	r.srv.Close()
-	select {
-	case <-h.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no HandleClose after Close of a parked connection")
-	}
-	r.expectEOF()
-}
-
-// TestParkedPeerClose: a client that closes its idle connection ends it.
-func TestParkedPeerClose(t *testing.T) {
-	shortGrace(t)
-	h := &closeSpy{closed: make(chan error, 1)}
-	r := newRaw(t, DefaultLimits(), h)
-	waitParked(t, r.srv)
-	r.nc.Close()
-	select {
-	case <-h.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no HandleClose after the client closed a parked connection")
+	for _, tc := range []struct {
+		name   string
+		byPeer bool
+	}{{"server", false}, {"client", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			shortGrace(t)
+			h := &closeSpy{closed: make(chan error, 1)}
+			r := newRaw(t, DefaultLimits(), h)
+			waitParked(t, r.srv)
+			if tc.byPeer {
+				r.nc.Close()
+			} else {
+				r.srv.Close()
+			}
+			select {
+			case <-h.closed:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no HandleClose after the %s closed a parked connection", tc.name)
+			}
+			if !tc.byPeer {
+				r.expectEOF()
+			}
+		})
 	}
 }
