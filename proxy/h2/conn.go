@@ -544,8 +544,11 @@ func (c *Conn) startStream(s *Stream, f *http2.MetaHeadersFrame) {
 // and frames read before the reader paused (pauseForBacklog) took it
 // there, so a frame that needs an answer must not add to it.
 func (c *Conn) overBacklogLocked() bool {
-	return len(c.out)+c.inflight > 2*c.lim.MaxControlBacklog
+	return c.backlogLocked() > 2*c.lim.MaxControlBacklog
 }
+
+// backlogLocked is the output queued and being written, in bytes.
+func (c *Conn) backlogLocked() int { return len(c.out) + c.inflight }
 
 // pauseForBacklog is called by a Server-role reader before it reads from
 // the socket. While more than MaxControlBacklog is unwritten it does not
@@ -557,7 +560,7 @@ func (c *Conn) pauseForBacklog() error {
 	var deadline *time.Timer
 	for {
 		c.mu.Lock()
-		if len(c.out)+c.inflight <= c.lim.MaxControlBacklog || c.closed || !c.writing {
+		if c.backlogLocked() <= c.lim.MaxControlBacklog || c.closed || !c.writing {
 			c.mu.Unlock()
 			if deadline != nil {
 				deadline.Stop()
@@ -581,7 +584,7 @@ func (c *Conn) pauseForBacklog() error {
 // signalDrainedLocked wakes a reader paused in pauseForBacklog once the
 // backlog is back under the bound or the writer stopped.
 func (c *Conn) signalDrainedLocked() {
-	if c.drained != nil && (len(c.out)+c.inflight <= c.lim.MaxControlBacklog || !c.writing) {
+	if c.drained != nil && (c.backlogLocked() <= c.lim.MaxControlBacklog || !c.writing) {
 		close(c.drained)
 		c.drained = nil
 	}
@@ -599,7 +602,7 @@ func (c *Conn) glitchLocked() bool {
 // flush would keep the connection's memory for send_timeout.
 func (c *Conn) calm(err error) error {
 	c.mu.Lock()
-	stuck := c.inflight > 0 && len(c.out)+c.inflight > c.lim.MaxControlBacklog
+	stuck := c.inflight > 0 && c.backlogLocked() > c.lim.MaxControlBacklog
 	if stuck {
 		c.closed = true
 		if c.closeErr == nil {
