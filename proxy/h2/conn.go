@@ -184,8 +184,10 @@ type Conn struct {
 	noPark       bool // the socket is closing
 	parkIdx      int  // in idlePoller.dl, or -1
 	parkDeadline time.Time
-	pingOut      bool // we sent a liveness PING not yet answered
-	glitches     int  // see Limits.MaxGlitches
+	pingOut      bool      // we sent a liveness PING not yet answered
+	pingAt       time.Time // when it went out
+	heardAt      time.Time // the read timeout that last found a frame arrived (see onReadTimeout)
+	glitches     int       // see Limits.MaxGlitches
 	blk          blockReader
 	split        splitter // Server role: between rd and the Framer
 }
@@ -240,7 +242,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		nextID:        1,
 		idleSince:     time.Now(),
 	}
-	c.headerTick, c.bodyTick = c.idleSince, c.idleSince
+	c.headerTick, c.bodyTick, c.heardAt = c.idleSince, c.idleSince, c.idleSince
 	if role == Client {
 		c.ready = make(chan struct{})
 		// Streams may open before the server's SETTINGS (RFC 9113 3.4),
@@ -1433,12 +1435,20 @@ func (c *Conn) onReadTimeout() bool {
 		c.bodyTick = now
 	}
 	if c.lim.PingInterval > 0 {
-		if c.pingOut && !c.gotFrame {
+		// Liveness goes by time, not by read timeouts: the deadline also
+		// fires early (idleGrace after each idle moment), and counting
+		// those as intervals closed live connections whose PING answer was
+		// a few milliseconds late. heardAt lags the last frame by at most
+		// one deadline, which the bound below allows.
+		if c.gotFrame {
+			c.heardAt, c.pingOut = now, false
+		}
+		switch {
+		case c.pingOut && now.Sub(c.pingAt) >= c.lim.PingInterval:
 			c.mu.Unlock()
 			return false // the peer did not answer our PING
-		}
-		if !c.gotFrame {
-			c.pingOut = true
+		case !c.pingOut && now.Sub(c.heardAt) >= c.lim.PingInterval:
+			c.pingOut, c.pingAt = true, now
 			c.out = appendPing(c.outBuf(), false, [8]byte{'g', 'p', 'r', 'o', 'x', 'y'})
 			c.kickLocked()
 		}

@@ -82,7 +82,9 @@ type Limits struct {
 
 	// PingInterval, if set, sends a PING after this long without any frame
 	// from the peer and closes the connection if nothing arrives within a
-	// second interval (used on upstream connections).
+	// second interval (used on upstream connections). Both are measured
+	// in time since the last frame or the PING, at read-deadline
+	// granularity, never in numbers of deadlines.
 	PingInterval time.Duration
 
 	// MaxRequests is keepalive_requests: after this many streams a server
