@@ -95,7 +95,13 @@ func (s *Set) pool(u *config.Upstream, network, addr string, opt GroupOptions) *
 		lim.MaxHeaderListSize = max(lim.MaxHeaderListSize, uint32(opt.ReadBufferSize))
 	}
 	if lim.PingInterval == 0 {
-		lim.PingInterval = min(lim.IdleTimeout/2, 30*time.Second)
+		// A call whose backend has been silent for this long gets a PING
+		// (nginx sends none). Not sooner: gRPC servers refuse PINGs more
+		// often than every 5 minutes by default (grpc-go's keepalive
+		// EnforcementPolicy.MinTime) and close the connection, open calls
+		// with it, after three. The answer may take gRPC's default
+		// keepalive timeout, 20 s.
+		lim.PingInterval, lim.PingTimeout = 5*time.Minute, 20*time.Second
 	}
 	k := poolKey{u.Name, network, addr, opt.TLSKey}
 	s.mu.Lock()

@@ -301,3 +301,40 @@ func (g *gate) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, 
 	g.waiting.Add(-1)
 	return h(ctx, req)
 }
+
+// TestQuietStreamKeepsConnection: a call whose backend stays silent for
+// seconds survives on an upstream with a short keepalive_timeout. gproxy
+// used to send its liveness PING after half of keepalive_timeout without
+// a frame, and grpc-go, which refuses PINGs more often than every 5
+// minutes by default, closed the connection with the call on it
+// (GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after the third).
+func TestQuietStreamKeepsConnection(t *testing.T) {
+	be := startBackend(t, "b1")
+	addr := freeAddr(t)
+	startProxy(t, fmt.Sprintf(`
+upstream backends {
+    server %s;
+    keepalive 8;
+    keepalive_timeout 1s;
+}
+server {
+    listen %s http2;
+    location / { grpc_pass grpc://backends; }
+}
+`, be.addr, addr))
+	tc := client(t, addr)
+	ctx := testCtx(t, 20*time.Second)
+	// Silent for 5 s, then one message.
+	st, err := tc.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{
+		ResponseParameters: []*testpb.ResponseParameters{{Size: 10, IntervalUs: 5_000_000}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatalf("the message after 5 s of silence: %v", err)
+	}
+	if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end of the call: %v, want io.EOF", err)
+	}
+}

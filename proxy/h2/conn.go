@@ -1444,10 +1444,10 @@ func (c *Conn) onReadTimeout() bool {
 			c.heardAt, c.pingOut = now, false
 		}
 		switch {
-		case c.pingOut && now.Sub(c.pingAt) >= c.lim.PingInterval:
+		case c.pingOut && now.Sub(c.pingAt) >= c.pingTimeout():
 			c.mu.Unlock()
 			return false // the peer did not answer our PING
-		case !c.pingOut && now.Sub(c.heardAt) >= c.lim.PingInterval:
+		case !c.pingOut && c.active > 0 && now.Sub(c.heardAt) >= c.lim.PingInterval:
 			c.pingOut, c.pingAt = true, now
 			c.out = appendPing(c.outBuf(), false, [8]byte{'g', 'p', 'r', 'o', 'x', 'y'})
 			c.kickLocked()
@@ -1483,6 +1483,14 @@ func (c *Conn) bodyTickLocked() []*Stream {
 	return expired
 }
 
+// pingTimeout is how long our liveness PING may go unanswered.
+func (c *Conn) pingTimeout() time.Duration {
+	if c.lim.PingTimeout > 0 {
+		return c.lim.PingTimeout
+	}
+	return c.lim.PingInterval
+}
+
 func (c *Conn) armReadDeadline(now time.Time) {
 	d := c.lim.IdleTimeout
 	for _, t := range [...]time.Duration{c.lim.PingInterval, c.lim.HeaderTimeout, c.lim.BodyTimeout} {
@@ -1505,6 +1513,11 @@ func (c *Conn) armReadDeadline(now time.Time) {
 	if c.active == 0 && c.lim.IdleTimeout > 0 {
 		if rest := c.lim.IdleTimeout - now.Sub(c.idleSince); rest > 0 && rest < d {
 			d = rest
+		}
+	}
+	if c.pingOut {
+		if rest := c.pingTimeout() - now.Sub(c.pingAt); rest < d {
+			d = max(rest, time.Millisecond)
 		}
 	}
 	c.deadline = now.Add(d)

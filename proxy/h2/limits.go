@@ -81,11 +81,17 @@ type Limits struct {
 	CloseIdle bool
 
 	// PingInterval, if set, sends a PING after this long without any frame
-	// from the peer and closes the connection if nothing arrives within a
-	// second interval (used on upstream connections). Both are measured
-	// in time since the last frame or the PING, at read-deadline
-	// granularity, never in numbers of deadlines.
+	// from the peer while streams are open, and the connection closes if
+	// nothing arrives within PingTimeout of it (used on upstream
+	// connections). Both are measured in time since the last frame and
+	// since the PING, at read-deadline granularity, never in numbers of
+	// deadlines. No PING goes out on a connection without streams: gRPC
+	// servers count those against the client (grpc-go closes the
+	// connection with ENHANCE_YOUR_CALM "too_many_pings" after three).
 	PingInterval time.Duration
+	// PingTimeout is how long a PING may go unanswered; 0 means
+	// PingInterval.
+	PingTimeout time.Duration
 
 	// MaxRequests is keepalive_requests: after this many streams a server
 	// connection sends GOAWAY, and a client connection stops opening

@@ -11,12 +11,14 @@ import (
 )
 
 // TestPingLiveness: an upstream (Client-role) connection sends its
-// liveness PING only after PingInterval without a frame from the server,
-// and closes only when that PING has gone unanswered for PingInterval
-// more, however often its read deadline fires early: every idle moment
-// arms one idleGrace later, and streams the proxy resets make many such
-// moments. (Counting those early deadlines as intervals closed a live
-// connection whose PING answer was a little late: CI, TestAttacks.)
+// liveness PING only while a stream is open and only after PingInterval
+// without a frame from the server, and closes only when that PING has
+// gone unanswered for PingTimeout, however often its read deadline fires
+// early: every idle moment arms one idleGrace later, and streams the
+// proxy resets make many such moments. (Counting those early deadlines as
+// intervals closed a live connection whose PING answer was a little late:
+// CI, TestAttacks.) An idle connection sends none: gRPC servers count
+// those against the client.
 func TestPingLiveness(t *testing.T) {
 	shortGrace(t)
 	const interval = 500 * time.Millisecond
@@ -50,7 +52,7 @@ func TestPingLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	lim := DefaultLimits()
-	lim.PingInterval = interval
+	lim.PingInterval, lim.PingTimeout = interval, interval*3/5
 	cc := NewConn(nc, nil, Client, lim, nopHandler{})
 	defer cc.Close()
 	go cc.Serve()
@@ -79,7 +81,17 @@ func TestPingLiveness(t *testing.T) {
 		t.Fatalf("closed %v after the server's last frame, before PingInterval: %v", time.Since(heard), err)
 	}
 
-	// The server stays silent: one PING, then the close.
+	// Idle, past PingInterval: no PING.
+	time.Sleep(interval)
+	select {
+	case p := <-pings:
+		t.Fatalf("PING on a connection without streams, %v after the server's last frame", p.Sub(heard))
+	default:
+	}
+	// A stream stays open and the server silent: one PING, then the close.
+	if _, err := cc.OpenStream(reqFields, false, discard{}); err != nil {
+		t.Fatal(err)
+	}
 	for end := time.Now().Add(5 * time.Second); cc.Err() == nil; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("a server that does not answer PING was not closed within 5 s")
@@ -94,7 +106,7 @@ func TestPingLiveness(t *testing.T) {
 	default:
 		t.Fatal("closed without sending a PING")
 	}
-	if closed < 2*interval {
-		t.Errorf("closed %v after the server's last frame, want at least two PingIntervals (%v)", closed, 2*interval)
+	if closed < interval+lim.PingTimeout {
+		t.Errorf("closed %v after the server's last frame, want at least PingInterval + PingTimeout (%v)", closed, interval+lim.PingTimeout)
 	}
 }
