@@ -190,6 +190,26 @@ func acceptClient(ln net.Listener) (net.Conn, error) {
 	return nc, nil
 }
 
+// fakeServer plays the server for one client on ln: it reads the
+// preface, sends an empty SETTINGS and hands each frame it reads to on
+// until on returns false or the connection ends (deadline: life).
+func fakeServer(ln net.Listener, life time.Duration, on func(nc net.Conn, fr *http2.Framer, f http2.Frame) bool) {
+	nc, err := acceptClient(ln)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(life))
+	fr := http2.NewFramer(nc, nc)
+	fr.WriteSettings()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil || !on(nc, fr, f) {
+			return
+		}
+	}
+}
+
 // dialServing dials addr and serves a Client-role Conn on it, closed when
 // the test ends.
 func dialServing(t *testing.T, addr string) *Conn {

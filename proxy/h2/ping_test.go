@@ -28,25 +28,13 @@ func TestPingLiveness(t *testing.T) {
 	}
 	defer ln.Close()
 	pings := make(chan time.Time, 16)
-	go func() { // the server: SETTINGS, then silence; it notes our PINGs
-		nc, err := acceptClient(ln)
-		if err != nil {
-			return
+	// The server: SETTINGS, then silence; it notes our PINGs.
+	go fakeServer(ln, 10*time.Second, func(_ net.Conn, _ *http2.Framer, f http2.Frame) bool {
+		if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
+			pings <- time.Now()
 		}
-		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		fr := http2.NewFramer(nc, nc)
-		fr.WriteSettings()
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
-				pings <- time.Now()
-			}
-		}
-	}()
+		return true
+	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

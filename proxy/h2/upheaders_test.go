@@ -3,6 +3,7 @@ package h2
 import (
 	"bytes"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -79,31 +80,19 @@ func TestUpstreamOverlongPadding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		nc, err := acceptClient(ln)
-		if err != nil {
-			return
+	go fakeServer(ln, 5*time.Second, func(nc net.Conn, fr *http2.Framer, f http2.Frame) bool {
+		if hf, ok := f.(*http2.HeadersFrame); ok {
+			block := append([]byte{0x88}, literalNew(overpadded("x-test"), overpadded("padded"))...)
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: hf.StreamID, BlockFragment: block[:4]})
+			fr.WriteContinuation(hf.StreamID, true, block[4:])
+			var tb []byte
+			tb = append(tb, literalNew(plain("grpc-status"), overpadded("0"))...)
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: hf.StreamID, BlockFragment: tb, EndStream: true, EndHeaders: true})
+			io.Copy(io.Discard, nc)
+			return false
 		}
-		defer nc.Close()
-		fr := http2.NewFramer(nc, nc)
-		fr.WriteSettings()
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			if hf, ok := f.(*http2.HeadersFrame); ok {
-				block := append([]byte{0x88}, literalNew(overpadded("x-test"), overpadded("padded"))...)
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: hf.StreamID, BlockFragment: block[:4]})
-				fr.WriteContinuation(hf.StreamID, true, block[4:])
-				var tb []byte
-				tb = append(tb, literalNew(plain("grpc-status"), overpadded("0"))...)
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: hf.StreamID, BlockFragment: tb, EndStream: true, EndHeaders: true})
-				io.Copy(io.Discard, nc)
-				return
-			}
-		}
-	}()
+		return true
+	})
 	cc := dialServing(t, ln.Addr().String())
 	h := respHandler{got: make(chan *http2.MetaHeadersFrame, 2)}
 	if _, err := cc.OpenStream(reqFields, true, h); err != nil {
