@@ -184,12 +184,17 @@ type Conn struct {
 	noPark       bool // the socket is closing
 	parkIdx      int  // in idlePoller.dl, or -1
 	parkDeadline time.Time
-	pingOut      bool      // we sent a liveness PING not yet answered
-	pingAt       time.Time // when it went out
-	heardAt      time.Time // the read timeout that last found a frame arrived (see onReadTimeout)
-	glitches     int       // see Limits.MaxGlitches
-	blk          blockReader
-	split        splitter // Server role: between rd and the Framer
+	// Control replies (SETTINGS and PING ACKs) made lately; reader only.
+	// See pauseForUnsent.
+	ctrlOut   int
+	ctrlSince time.Time
+	ctrlCheck bool
+	pingOut   bool      // we sent a liveness PING not yet answered
+	pingAt    time.Time // when it went out
+	heardAt   time.Time // the read timeout that last found a frame arrived (see onReadTimeout)
+	glitches  int       // see Limits.MaxGlitches
+	blk       blockReader
+	split     splitter // Server role: between rd and the Framer
 }
 
 // pendingStream is a new stream waiting for the end of its read batch.
@@ -242,7 +247,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, lim Limits, h ConnHandler
 		nextID:        1,
 		idleSince:     time.Now(),
 	}
-	c.headerTick, c.bodyTick, c.heardAt = c.idleSince, c.idleSince, c.idleSince
+	c.headerTick, c.bodyTick, c.heardAt, c.ctrlSince = c.idleSince, c.idleSince, c.idleSince, c.idleSince
 	if role == Client {
 		c.ready = make(chan struct{})
 		// Streams may open before the server's SETTINGS (RFC 9113 3.4),
@@ -583,6 +588,56 @@ func (c *Conn) pauseForBacklog() error {
 	}
 }
 
+// Control replies the kernel holds. A peer that sends SETTINGS or PING
+// frames without reading the ACKs first fills its own receive buffer and
+// our socket's send buffer, megabytes that pauseForBacklog does not see,
+// and meanwhile makes us parse and answer every frame. So once a peer has
+// made us answer ctrlCheckBytes of control frames within ctrlCheckWindow
+// (a client reads its PING ACKs within a round trip: 3,800 PINGs a second
+// needs a LAN and a reader), the reader also counts what the kernel has
+// not sent (sockUnsent): past MaxControlBacklog it stops reading, as for
+// its own backlog, and after BacklogWait the connection is closed.
+const (
+	ctrlCheckBytes  = 64 << 10
+	ctrlCheckWindow = time.Second
+	unsentPoll      = 10 * time.Millisecond
+)
+
+// ctrlReply counts n bytes of control replies (reader goroutine).
+func (c *Conn) ctrlReply(n int) {
+	if c.role != Server {
+		return
+	}
+	c.ctrlOut += n
+	if c.ctrlOut < min(ctrlCheckBytes, c.lim.MaxControlBacklog) {
+		return
+	}
+	now := time.Now()
+	if now.Sub(c.ctrlSince) < ctrlCheckWindow {
+		c.ctrlCheck = true
+	}
+	c.ctrlOut, c.ctrlSince = 0, now
+}
+
+// pauseForUnsent is pauseForBacklog for the kernel's part of the output,
+// called by the reader after a burst of control replies (see ctrlReply).
+func (c *Conn) pauseForUnsent() error {
+	c.ctrlCheck = false
+	for waited := time.Duration(0); ; waited += unsentPoll {
+		c.mu.Lock()
+		pending, closed := c.backlogLocked(), c.closed
+		c.mu.Unlock()
+		unsent, ok := sockUnsent(c.nc)
+		if closed || !ok || unsent+pending <= c.lim.MaxControlBacklog {
+			return nil
+		}
+		if waited >= c.lim.BacklogWait {
+			return c.closeStuck(errBacklog)
+		}
+		time.Sleep(unsentPoll)
+	}
+}
+
 // signalDrainedLocked wakes a reader paused in pauseForBacklog once the
 // backlog is back under the bound or the writer stopped.
 func (c *Conn) signalDrainedLocked() {
@@ -605,21 +660,27 @@ func (c *Conn) glitchLocked() bool {
 func (c *Conn) calm(err error) error {
 	c.mu.Lock()
 	stuck := c.inflight > 0 && c.backlogLocked() > c.lim.MaxControlBacklog
-	if stuck {
-		c.closed = true
-		if c.closeErr == nil {
-			c.closeErr = err
-		}
-	}
 	c.mu.Unlock()
 	if stuck {
-		c.closeSocket()
-		return err
+		return c.closeStuck(err)
 	}
 	// No lingering close for an abusive peer, as in nginx and HAProxy:
 	// the GOAWAY goes out and the socket closes at once (shutdown), since
 	// reading what the peer still sends is the work it wanted from us.
 	c.queueGoAway(http2.ErrCodeEnhanceYourCalm)
+	return err
+}
+
+// closeStuck closes at once a connection whose peer does not read: a
+// GOAWAY would only wait behind what it has not read.
+func (c *Conn) closeStuck(err error) error {
+	c.mu.Lock()
+	c.closed = true
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	c.mu.Unlock()
+	c.closeSocket()
 	return err
 }
 
@@ -779,6 +840,7 @@ func (c *Conn) onSettings(f *http2.SettingsFrame) error {
 	})
 	c.out = appendFrameHeader(c.outBuf(), 0, http2.FrameSettings, http2.FlagSettingsAck, 0)
 	c.kickLocked()
+	c.ctrlReply(9)
 	var opened []*Stream
 	if winDelta > 0 {
 		for _, st := range c.streams {
@@ -866,6 +928,7 @@ func (c *Conn) onPing(f *http2.PingFrame) error {
 	} else if !c.closed {
 		c.out = appendPing(c.outBuf(), true, f.Data)
 		c.kickLocked()
+		c.ctrlReply(17)
 	}
 	c.mu.Unlock()
 	return nil
@@ -1391,6 +1454,11 @@ func (c *Conn) readNet(p []byte, mayIdle bool) (int, error) {
 	if c.role == Server {
 		if err := c.pauseForBacklog(); err != nil {
 			return 0, err
+		}
+		if c.ctrlCheck {
+			if err := c.pauseForUnsent(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for {

@@ -258,6 +258,40 @@ func TestBacklogWaitCloses(t *testing.T) {
 	}
 }
 
+// TestUnsentControlReplies: a client that sends PINGs and never reads,
+// with socket buffers as the kernel sizes them, is not read past what the
+// kernel holds unsent plus MaxControlBacklog: the ACKs the client leaves
+// unread pile up in our socket's send buffer (megabytes) before any reach
+// the connection's own backlog. Then it is closed after BacklogWait.
+func TestUnsentControlReplies(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxControlBacklog = 64 << 10
+	lim.BacklogWait = 200 * time.Millisecond
+	r := newRaw(t, lim, &replier{})
+	batch := pingFlood(1000)
+	r.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, err := r.nc.Write(batch); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("still open 10 s into the flood")
+			}
+			break // closed by the server
+		}
+	}
+	select {
+	case <-r.served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's connection did not end")
+	}
+	// What the client's receive buffer takes (128 KiB by default), the
+	// bound, one check interval, and a read's worth of slack.
+	read := r.srv.rd.total
+	t.Logf("the server read %d KiB", read>>10)
+	if read > 1<<20 {
+		t.Fatalf("the server read %d KiB of PINGs from a client that reads nothing, want under 1 MiB", read>>10)
+	}
+}
+
 // TestEmptyContinuationGlitches: empty CONTINUATION frames are glitches
 // (as HAProxy counts them): MaxGlitches of them close the connection with
 // GOAWAY ENHANCE_YOUR_CALM, long before the flood rule's bytes.

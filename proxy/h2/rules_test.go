@@ -25,6 +25,9 @@ type rawClient struct {
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
 	srv  *Conn
+	// served is closed when the server's Serve has returned: its
+	// connection has ended and its reader's fields are settled.
+	served chan struct{}
 }
 
 // newRaw starts a Server-role Conn with lim and h and does the handshake,
@@ -49,7 +52,9 @@ func startRaw(t *testing.T, lim Limits, h ConnHandler, withSettings bool, settin
 	}
 	defer ln.Close()
 	srvc := make(chan *Conn, 1)
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		nc, err := ln.Accept()
 		if err != nil {
 			srvc <- nil
@@ -71,7 +76,7 @@ func startRaw(t *testing.T, lim Limits, h ConnHandler, withSettings bool, settin
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rawClient{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	r := &rawClient{t: t, nc: nc, fr: http2.NewFramer(nc, nc), served: served}
 	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	r.enc = hpack.NewEncoder(&r.hbuf)
 	t.Cleanup(func() { nc.Close() })
