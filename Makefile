@@ -41,11 +41,9 @@ e2e:
 h2spec:
 	$(GO) test -timeout 5m -v -count=1 -run 'TestH2Spec' ./proxy/e2e/ $(if $(PROXY),-args -e2e.proxy=$(PROXY))
 
-## attacks: issue 15's attacks against the gproxy binary, nginx and HAProxy; one table row each
+## attacks: issue 15's attacks against the gproxy binary, nginx and HAProxy, interleaved, 3 rounds; medians per attack and proxy
 attacks:
-	@for p in gproxy-process nginx haproxy; do \
-	  $(GO) test -count=1 -timeout 5m -v -run 'TestAttacks' ./proxy/e2e/ -args -e2e.proxy=$$p | grep 'ATTACK-ROW'; \
-	done
+	timeout -k 10 900 examples/bench/attacks.sh
 
 ## idle-rss: RSS per idle client connection (one gRPC call each, 2,000 connections) of the gproxy binary, nginx and HAProxy
 idle-rss:
