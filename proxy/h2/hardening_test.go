@@ -245,13 +245,18 @@ func TestBacklogPauseResumes(t *testing.T) {
 // TestBacklogWaitCloses: a client that never reads is closed once its
 // backlog has stayed past MaxControlBacklog for BacklogWait.
 func TestBacklogWaitCloses(t *testing.T) {
-	r := backlogClient(t, 200*time.Millisecond)
+	floodUntilClosed(backlogClient(t, 200*time.Millisecond))
+}
+
+// floodUntilClosed sends PINGs without reading until the server closes
+// the connection; the test fails if it is still open after 10 s.
+func floodUntilClosed(r *rawClient) {
 	batch := pingFlood(1000)
 	r.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if _, err := r.nc.Write(batch); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatal("still open 10 s into the flood")
+				r.t.Fatal("still open 10 s into the flood")
 			}
 			return // closed by the server
 		}
@@ -268,16 +273,7 @@ func TestUnsentControlReplies(t *testing.T) {
 	lim.MaxControlBacklog = 64 << 10
 	lim.BacklogWait = 200 * time.Millisecond
 	r := newRaw(t, lim, &replier{})
-	batch := pingFlood(1000)
-	r.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	for {
-		if _, err := r.nc.Write(batch); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatal("still open 10 s into the flood")
-			}
-			break // closed by the server
-		}
-	}
+	floodUntilClosed(r)
 	select {
 	case <-r.served:
 	case <-time.After(5 * time.Second):
