@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -212,13 +211,7 @@ func runAttackProcess(t *testing.T, ctx context.Context, attack, addr string, co
 		return r
 	case <-ctx.Done():
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	terminate(cmd.Process, done, 10*time.Second)
 	for _, f := range strings.Fields(out.String()) {
 		k, v, _ := strings.Cut(f, "=")
 		n, _ := strconv.Atoi(v)

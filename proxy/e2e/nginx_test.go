@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -62,13 +61,7 @@ scgi_temp_path %[1]s/scgi;
 		return stderr.String() + string(b)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		terminate(cmd.Process, exited, 5*time.Second)
 		if t.Failed() {
 			t.Logf("nginx error log:\n%s", errorLog())
 		}

@@ -44,6 +44,18 @@ func buildGproxy(t *testing.T) string {
 	return gproxyBin
 }
 
+// terminate stops p as a service manager does: SIGTERM, then SIGKILL if it
+// has not exited (exited fires) within grace.
+func terminate[T any](p *os.Process, exited <-chan T, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
+}
+
 // startProcess runs a proxy command until the test ends and waits for
 // addrs to listen; kind names it in messages.
 func startProcess(t *testing.T, kind string, addrs []string, name string, args ...string) *proxyInstance {
@@ -59,13 +71,7 @@ func startProcess(t *testing.T, kind string, addrs []string, name string, args .
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		terminate(cmd.Process, exited, 5*time.Second)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", kind, stderr.String())
 		}
